@@ -1,0 +1,64 @@
+"""A measured candidate as it appears in the report, and how the recommended one is chosen."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgeopt.gates import GateResult
+
+
+class CandidateRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    framework: str
+    precision: str | None = None
+    stage: str
+    pass_name: str | None = None
+    config: dict = Field(default_factory=dict)
+    input: str | None = None
+    status: Literal["ok", "failed", "skipped"]
+    error: str | None = None
+    provenance: str
+    metrics: dict = Field(default_factory=dict)
+    ratios: dict = Field(default_factory=dict)
+    gates: dict[str, GateResult] = Field(default_factory=dict)
+    model_path: str | None = None
+    runtime_config: dict = Field(default_factory=dict)
+    lineage: list[dict] = Field(default_factory=list)
+    pass_seconds: float | None = None
+
+    @property
+    def passed_all_gates(self) -> bool:
+        return self.status == "ok" and bool(self.gates) and all(g.passed for g in self.gates.values())
+
+    @property
+    def keeps_accuracy(self) -> bool:
+        gate = self.gates.get("accuracy_retained")
+        return self.status == "ok" and (gate is None or gate.passed)
+
+
+Preference = Literal["latency", "memory", "size", "accuracy"]
+
+
+def preference_key(record: CandidateRecord, prefer: Preference):
+    m = record.metrics
+    return {
+        "latency": lambda: m["latency_ms"]["p50"],
+        "memory": lambda: m["peak_rss_mb"],
+        "size": lambda: m["size_mb"],
+        "accuracy": lambda: -(record.ratios.get("accuracy_retained") or 0.0),
+    }[prefer]()
+
+
+def select(records: list[CandidateRecord], prefer: Preference) -> CandidateRecord | None:
+    passing = [r for r in records if r.passed_all_gates]
+    return min(passing, key=lambda r: preference_key(r, prefer)) if passing else None
+
+
+def leader(records: list[CandidateRecord], prefer: Preference) -> CandidateRecord | None:
+    """The candidate later stages build on: the best by preference among those that keep accuracy."""
+    keeping = [r for r in records if r.keeps_accuracy and r.metrics]
+    return min(keeping, key=lambda r: preference_key(r, prefer)) if keeping else None

@@ -1,0 +1,148 @@
+"""Turn the manifest's data sources into arrays: {input name: array with samples first} + labels."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeopt.errors import ManifestError, MissingDependency
+from edgeopt.manifest import (HookData, ImageFolderData, Manifest, NpyData, NpzData, TextLinesData,
+                              resolve_path)
+from edgeopt.measure.metrics import load_function
+from edgeopt.worker import LABELS_KEY
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".pgm", ".ppm"}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    inputs: dict[str, np.ndarray]
+    labels: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(next(iter(self.inputs.values())))
+
+    def head(self, count: int) -> "Dataset":
+        return Dataset({k: v[:count] for k, v in self.inputs.items()},
+                       None if self.labels is None else self.labels[:count])
+
+    def tail(self, count: int) -> "Dataset":
+        return Dataset({k: v[-count:] for k, v in self.inputs.items()},
+                       None if self.labels is None else self.labels[-count:])
+
+    def save(self, path: Path) -> Path:
+        arrays = dict(self.inputs)
+        if self.labels is not None:
+            arrays[LABELS_KEY] = self.labels
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, **arrays)
+        return path
+
+
+def load_dataset(source, manifest: Manifest, where: str) -> Dataset:
+    loaders = {NpzData: _npz, NpyData: _npy, ImageFolderData: _images, TextLinesData: _text, HookData: _hook}
+    dataset = loaders[type(source)](source, manifest, where)
+    if len(dataset) == 0:
+        raise ManifestError(manifest.name, where, "the data source yielded no samples")
+    return dataset.head(source.limit) if source.limit else dataset
+
+
+def _single_input_name(manifest: Manifest, where: str) -> str:
+    if len(manifest.inputs) == 1:
+        return manifest.inputs[0].name
+    raise ManifestError(manifest.name, f"{where}.type", "this data source feeds one input: list exactly one under `inputs`")
+
+
+def _npz(source: NpzData, manifest: Manifest, where: str) -> Dataset:
+    with np.load(_existing(source.path, manifest, where)) as data:
+        labels = data[source.labels_key] if source.labels_key and source.labels_key in data.files else None
+        inputs = {k: data[k] for k in data.files if k != source.labels_key}
+    return Dataset(inputs, labels)
+
+
+def _npy(source: NpyData, manifest: Manifest, where: str) -> Dataset:
+    array = np.load(_existing(source.path, manifest, where))
+    labels = np.load(_existing(source.labels, manifest, where)) if source.labels else None
+    return Dataset({_single_input_name(manifest, where): array}, labels)
+
+
+def _images(source: ImageFolderData, manifest: Manifest, where: str) -> Dataset:
+    try:
+        from PIL import Image
+    except ImportError:
+        raise MissingDependency("pillow (image folders)", "pip install 'edgeopt[images]'") from None
+    folder = _existing(source.path, manifest, where)
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    files = ([(f, i) for i, c in enumerate(classes) for f in sorted((folder / c).iterdir())] if classes
+             else [(f, -1) for f in sorted(folder.iterdir())])
+    files = [(f, label) for f, label in files if f.suffix.lower() in IMAGE_SUFFIXES]
+    if source.limit:
+        files = _spread(files, source.limit)
+    height, width = source.size
+    mean = np.asarray(source.mean, dtype=np.float32).reshape(-1, 1, 1)
+    std = np.asarray(source.std, dtype=np.float32).reshape(-1, 1, 1)
+    images = []
+    for path, _ in files:
+        with Image.open(path) as image:
+            image = image.convert("L" if source.channels == 1 else "RGB").resize((width, height))
+            pixels = np.asarray(image, dtype=np.float32).reshape(height, width, source.channels)
+        images.append((pixels.transpose(2, 0, 1) * source.scale - mean) / std)
+    labels = np.asarray([label for _, label in files], dtype=np.int64) if classes else None
+    return Dataset({_single_input_name(manifest, where): np.stack(images).astype(np.float32)}, labels)
+
+
+def _spread(items: list, count: int) -> list:
+    # take evenly across the (class-sorted) list so a limit keeps every class
+    if count >= len(items):
+        return items
+    return [items[int(i * len(items) / count)] for i in range(count)]
+
+
+def _text(source: TextLinesData, manifest: Manifest, where: str) -> Dataset:
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        raise MissingDependency("tokenizers (text data)", "pip install 'edgeopt[hf]'") from None
+    lines = [line.strip() for line in _existing(source.path, manifest, where).read_text(errors="replace").splitlines()]
+    lines = [line for line in lines if len(line) >= source.min_chars]
+    if source.limit:
+        lines = lines[: source.limit]
+    tokenizer_path = resolve_path(source.tokenizer) if source.tokenizer else resolve_path(manifest.model.path)
+    if tokenizer_path.is_dir():
+        tokenizer_path = tokenizer_path / "tokenizer.json"
+    if not tokenizer_path.exists():
+        raise ManifestError(manifest.name, f"{where}.tokenizer", f"no tokenizer.json at {tokenizer_path}")
+    tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    tokenizer.enable_truncation(max_length=source.max_length)
+    tokenizer.enable_padding()  # to the longest line: one shape for the whole set
+    encodings = tokenizer.encode_batch(lines)
+    inputs = {
+        "input_ids": np.asarray([e.ids for e in encodings], dtype=np.int64),
+        "attention_mask": np.asarray([e.attention_mask for e in encodings], dtype=np.int64),
+        "token_type_ids": np.asarray([e.type_ids for e in encodings], dtype=np.int64),
+    }
+    return Dataset(inputs, None)
+
+
+def _hook(source: HookData, manifest: Manifest, where: str) -> Dataset:
+    if manifest.base_dir not in sys.path:
+        sys.path.insert(0, manifest.base_dir)
+    try:
+        result = load_function(source.function)(**source.args)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ManifestError(manifest.name, f"{where}.function", f"cannot load {source.function!r}: {exc}") from None
+    if not isinstance(result, dict) or "inputs" not in result:
+        raise ManifestError(manifest.name, f"{where}.function", "the hook must return {'inputs': {...}, 'labels': ...}")
+    labels = result.get("labels")
+    return Dataset({k: np.asarray(v) for k, v in result["inputs"].items()},
+                   None if labels is None else np.asarray(labels))
+
+
+def _existing(path: str | None, manifest: Manifest, where: str) -> Path:
+    resolved = resolve_path(path or "")
+    if not resolved.exists():
+        raise ManifestError(manifest.name, f"{where}.path", f"{resolved} does not exist")
+    return resolved

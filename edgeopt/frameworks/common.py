@@ -1,0 +1,33 @@
+"""Small helpers the adapters share."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import shutil
+from pathlib import Path
+
+from edgeopt.registry import Availability
+
+
+def probe_distribution(*distributions: str, import_name: str) -> Availability:
+    """Installed and importable? Never raises: a broken install is reported, not thrown."""
+    try:
+        versions = [f"{d} {importlib.metadata.version(d)}" for d in distributions]
+    except importlib.metadata.PackageNotFoundError as exc:
+        return Availability(False, None, f"{exc.name} is not installed")
+    try:
+        # find_spec, not import: probing must stay cheap and must not start a framework's telemetry.
+        found = importlib.util.find_spec(import_name) is not None
+    except (ImportError, ValueError) as exc:
+        return Availability(False, None, f"{import_name} cannot be located: {exc}")
+    if not found:
+        return Availability(False, None, f"{import_name} is not importable")
+    return Availability(True, ", ".join(versions))
+
+
+def fresh_dir(path: Path) -> Path:
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path

@@ -1,0 +1,143 @@
+"""Hugging Face / sentence-transformers folder → ONNX, with torch's dynamo exporter, checked against torch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from edgeopt.artifact import LineageEntry, ModelArtifact
+from edgeopt.frameworks.common import fresh_dir, probe_distribution
+from edgeopt.passes import Pass, PassConfig, PassContext
+
+INSTALL = "pip install 'edgeopt[hf]'"
+TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class ExportConfig(PassConfig):
+    head: Literal["auto", "sentence-embedding", "sequence-classification", "last-hidden-state"] = Field(
+        default="auto", description="auto: sentence-embedding for sentence-transformers folders, else by task")
+    check_samples: int = Field(default=16, ge=1, description="samples compared between torch and ONNX Runtime")
+    max_abs_error: float = Field(default=1e-3, gt=0, description="export fails above this difference")
+
+
+class ExportOnnx(Pass):
+    name = "export_onnx"
+    Config = ExportConfig
+    needs_calibration = True  # real inputs to trace with and to check the export against
+    summary = "export to ONNX with the dynamo exporter; outputs compared with the source model"
+
+    def apply(self, config: ExportConfig, artifact, context: PassContext) -> ModelArtifact:
+        try:
+            import torch
+            import transformers
+        except ImportError:
+            from edgeopt.errors import MissingDependency
+
+            raise MissingDependency("torch/transformers (Hugging Face export)", INSTALL) from None
+        source = Path(context.source_path)
+        head = config.head
+        if head == "auto":
+            head = "sentence-embedding" if (source / "modules.json").exists() else {
+                "classification": "sequence-classification"}.get(context.extra.get("task"), "last-hidden-state")
+        wrapper, output_name = _wrap(source, head, torch, transformers)
+        with np.load(context.calibration_data) as data:
+            names = [n for n in TEXT_INPUTS if n in data.files and n in wrapper.input_names]
+            arrays = {n: data[n].astype(np.int64) for n in names}
+        count = min(config.check_samples, len(arrays[names[0]]))
+        trace_args = tuple(torch.from_numpy(arrays[n][:2]) for n in names)
+        batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
+        out = fresh_dir(context.output_dir) / "model.onnx"
+        program = torch.onnx.export(
+            wrapper, trace_args, dynamo=True, input_names=names, output_names=[output_name],
+            dynamic_shapes={n: {0: batch, 1: sequence} for n in names},
+        )
+        program.save(str(out))
+        error = _compare(out, wrapper, {n: a[:count] for n, a in arrays.items()}, torch)
+        if error > config.max_abs_error:
+            raise ValueError(f"exported model differs from the source by {error:.2e} (limit {config.max_abs_error:.0e})")
+        notes = {"head": head, "max_abs_error_vs_torch": float(error), "checked_samples": count,
+                 "torch": torch.__version__, "transformers": transformers.__version__}
+        entry = LineageEntry(step=context.extra["step"], pass_name=f"hf.{self.name}",
+                             config=config.model_dump(mode="json"), notes=notes)
+        return ModelArtifact(path=str(out), framework="onnxruntime", precision="fp32", lineage=(entry,))
+
+
+def _wrap(source: Path, head: str, torch, transformers):
+    if head == "sequence-classification":
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(source)
+    else:
+        model = transformers.AutoModel.from_pretrained(source)
+    model.eval()
+    accepts = set(model.forward.__code__.co_varnames)
+    input_names = [n for n in TEXT_INPUTS if n in accepts and not (n == "token_type_ids" and
+                   getattr(model.config, "type_vocab_size", 0) < 1)]
+    pooling = _sentence_pooling(source) if head == "sentence-embedding" else None
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+            self.input_names = input_names
+
+        def forward(self, *tensors):
+            kwargs = dict(zip(self.input_names, tensors))
+            outputs = self.model(**kwargs)
+            if head == "sequence-classification":
+                return outputs.logits
+            hidden = outputs.last_hidden_state
+            if pooling is None:
+                return hidden
+            if pooling["mode"] == "cls":
+                embedding = hidden[:, 0]
+            else:
+                mask = kwargs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                embedding = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            if pooling["normalize"]:
+                embedding = torch.nn.functional.normalize(embedding, p=2, dim=1)
+            return embedding
+
+    output = {"sequence-classification": "logits", "sentence-embedding": "sentence_embedding"}.get(head, "last_hidden_state")
+    return Wrapper(), output
+
+
+def _sentence_pooling(source: Path) -> dict:
+    """Read the sentence-transformers pipeline (modules.json) so the ONNX graph ends in the same embedding."""
+    modules = json.loads((source / "modules.json").read_text()) if (source / "modules.json").exists() else []
+    mode, normalize = "mean", False
+    for module in modules:
+        kind = module.get("type", "")
+        if kind.endswith("Pooling"):
+            config = json.loads((source / module.get("path", "") / "config.json").read_text())
+            if config.get("pooling_mode_cls_token"):
+                mode = "cls"
+            elif not config.get("pooling_mode_mean_tokens", True):
+                raise ValueError(f"unsupported sentence-transformers pooling in {source}: {config}")
+        elif kind.endswith("Normalize"):
+            normalize = True
+    return {"mode": mode, "normalize": normalize}
+
+
+def _compare(path: Path, wrapper, arrays: dict[str, np.ndarray], torch) -> float:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, arrays)[0]
+    with torch.no_grad():
+        expected = wrapper(*(torch.from_numpy(arrays[n]) for n in wrapper.input_names)).numpy()
+    return float(np.abs(got - expected).max())
+
+
+class HfExportAdapter:
+    name = "hf"
+    install = INSTALL
+    passes = {ExportOnnx.name: ExportOnnx}
+
+    def probe(self):
+        return probe_distribution("torch", "transformers", "onnxscript", import_name="transformers")
+
+
+ADAPTER = HfExportAdapter()

@@ -1,0 +1,191 @@
+"""The manifest: what to optimize, on what data, judged how. Validated whole before anything runs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from edgeopt.errors import ManifestError
+from edgeopt.validation import validate_model
+from edgeopt.yamlio import load_yaml
+
+Task = Literal["classification", "embedding", "ocr", "regression", "generic"]
+SourceFormat = Literal["onnx", "hf-transformers", "sentence-transformers"]
+Precision = Literal["float32", "float16", "int64", "int32", "uint8", "int8", "bool"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _resolve_relative(value: str | None, info: ValidationInfo) -> str | None:
+    """Relative paths are relative to the manifest's folder; `pkg:` paths resolve when used."""
+    if value is None or value.startswith("pkg:"):
+        return value
+    base = (info.context or {}).get("base_dir")
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() or base is None else (Path(base) / path).resolve())
+
+
+class ModelSource(_Strict):
+    path: str = Field(description="file or folder; `pkg:module/sub/path` points inside an installed package")
+    format: SourceFormat
+    task: Task = "generic"
+
+    _resolve = field_validator("path")(_resolve_relative)
+
+
+class InputSpec(_Strict):
+    name: str
+    shape: list[int | str] = Field(description="ints are fixed sizes, strings name dynamic axes")
+    dtype: Precision = "float32"
+
+
+class _DataSource(_Strict):
+    limit: int | None = Field(default=None, ge=1, description="use at most this many samples")
+
+
+class NpzData(_DataSource):
+    type: Literal["npz"]
+    path: str
+    labels_key: str | None = Field(default="labels", description="array of labels, if the file has one")
+
+    _resolve = field_validator("path")(_resolve_relative)
+
+
+class NpyData(_DataSource):
+    type: Literal["npy"]
+    path: str = Field(description="one array, fed to the model's single input")
+    labels: str | None = Field(default=None, description=".npy file of labels")
+
+    _resolve = field_validator("path", "labels")(_resolve_relative)
+
+
+class ImageFolderData(_DataSource):
+    type: Literal["images"]
+    path: str = Field(description="folder of class sub-folders (labels = sorted folder names) or of images")
+    size: tuple[int, int] = Field(description="height, width")
+    channels: Literal[1, 3] = 3
+    mean: list[float] = [0.0]
+    std: list[float] = [1.0]
+    scale: float = Field(default=1 / 255, description="applied to pixel values before mean/std")
+
+    _resolve = field_validator("path")(_resolve_relative)
+
+
+class TextLinesData(_DataSource):
+    type: Literal["text"]
+    path: str = Field(description="text file; one sample per non-empty line")
+    tokenizer: str | None = Field(default=None, description="tokenizer.json or its folder; default: the model folder")
+    max_length: int = Field(default=128, ge=1)
+    min_chars: int = Field(default=20, ge=0, description="skip lines shorter than this")
+
+    _resolve = field_validator("path", "tokenizer")(_resolve_relative)
+
+
+class HookData(_DataSource):
+    type: Literal["hook"]
+    function: str = Field(description="`module:function` returning {'inputs': {name: array}, 'labels': array}")
+    args: dict = Field(default_factory=dict, description="keyword arguments for the function")
+
+
+DataSource = Annotated[
+    Union[NpzData, NpyData, ImageFolderData, TextLinesData, HookData], Field(discriminator="type")
+]
+
+MetricName = Literal["top1", "fidelity", "mae", "cer"]
+
+
+class MetricSpec(_Strict):
+    name: MetricName
+    output: int | str = Field(default=0, description="which model output the metric reads (index or name)")
+    decode: str | None = Field(
+        default=None, description="`module:function(outputs) -> list[str]`, required by cer"
+    )
+
+
+class EvaluationSpec(_Strict):
+    data: DataSource
+    metric: MetricSpec
+    batch_size: int = Field(default=16, ge=1, description="batch for the accuracy pass (if the model allows)")
+
+
+class CalibrationSpec(_Strict):
+    data: DataSource | None = Field(default=None, description="default: the evaluation data")
+    samples: int = Field(default=64, ge=1)
+
+
+class MeasureSpec(_Strict):
+    batch_size: int = Field(default=1, ge=1, description="batch used for latency")
+    warmup_runs: int = Field(default=10, ge=0)
+    min_runs: int = Field(default=30, ge=1)
+    max_runs: int = Field(default=500, ge=1)
+    time_budget_s: float = Field(default=5.0, gt=0, description="timed runs stop after this, once min_runs ran")
+    threads: int | None = Field(default=None, ge=1, description="runtime threads; default: the runtime's own")
+    timeout_s: float = Field(default=900, gt=0, description="a pass or measurement running longer fails")
+
+
+class GateOverrides(_Strict):
+    policy: str = "default"
+    accuracy_retained: float | None = Field(default=None, gt=0)
+    speedup: float | None = Field(default=None, gt=0)
+    memory_cut: float | None = Field(default=None, lt=1)
+    memory_basis: Literal["peak_rss", "size"] | None = None
+
+
+class OutputSpec(_Strict):
+    dir: str | None = Field(default=None, description="default: out/<target> beside the manifest")
+
+    _resolve = field_validator("dir")(_resolve_relative)
+
+
+class Manifest(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    description: str = ""
+    model: ModelSource
+    inputs: list[InputSpec] = Field(default_factory=list, description="default: read from the ONNX model")
+    evaluation: EvaluationSpec
+    calibration: CalibrationSpec = CalibrationSpec()
+    target: str = "host"
+    gates: GateOverrides = GateOverrides()
+    prefer: Literal["latency", "memory", "size", "accuracy"] = "latency"
+    measure: MeasureSpec = MeasureSpec()
+    output: OutputSpec = OutputSpec()
+    base_dir: str = Field(default=".", description="set by the loader: the manifest's folder")
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    path = Path(path)
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ManifestError(str(path), "", "expected a mapping of keys (name, model, evaluation, ...)")
+    if "base_dir" in data:
+        raise ManifestError(str(path), "base_dir", "is set by edgeopt, not by the manifest")
+    base_dir = path.resolve().parent
+    manifest = validate_model(Manifest, {**data, "base_dir": str(base_dir)}, str(path), {"base_dir": base_dir})
+    if manifest.evaluation.metric.name == "cer" and not manifest.evaluation.metric.decode:
+        raise ManifestError(str(path), "evaluation.metric.decode", "cer needs a decode hook `module:function`")
+    return manifest
+
+
+def manifest_schema() -> str:
+    schema = Manifest.model_json_schema()
+    schema["properties"].pop("base_dir", None)
+    return json.dumps(schema, indent=2)
+
+
+def resolve_path(value: str) -> Path:
+    """`pkg:module/sub/path` → the folder of an installed package; anything else as it is."""
+    if not value.startswith("pkg:"):
+        return Path(value)
+    module, _, rest = value[4:].partition("/")
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        from edgeopt.errors import MissingDependency
+
+        raise MissingDependency(f"package {module!r} (named by {value})", f"pip install {module.replace('_', '-')}")
+    return Path(list(spec.submodule_search_locations)[0]) / rest

@@ -1,0 +1,1 @@
+"""Measurement: latency statistics, peak memory, accuracy metrics, in a separate process per candidate."""

@@ -1,0 +1,92 @@
+"""Pass recipes, read from pipelines/: per framework, the ordered stages and each pass's option space."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from edgeopt.resources import data_dir
+from edgeopt.validation import validate_model
+from edgeopt.yamlio import load_yaml
+
+StageName = Literal["convert", "quantize", "accelerate"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class When(_Strict):
+    tasks: list[str] | None = None
+    source_formats: list[str] | None = None
+
+    def admits(self, task: str, source_format: str) -> tuple[bool, str]:
+        if self.tasks is not None and task not in self.tasks:
+            return False, f"only for tasks {self.tasks}, model task is {task!r}"
+        if self.source_formats is not None and source_format not in self.source_formats:
+            return False, f"only for sources {self.source_formats}, source is {source_format!r}"
+        return True, ""
+
+
+class RecipeEntry(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", description="candidate id stem, e.g. int8-dynamic")
+    pass_name: str = Field(alias="pass")
+    role: Literal["candidate", "baseline"] = "candidate"
+    input: Literal["source", "previous", "convert", "leader"] = Field(
+        default="convert",
+        description="source: the manifest's model; previous: the step before; convert: the convert stage's "
+        "last output; leader: the best candidate measured so far that keeps accuracy",
+    )
+    config: dict = Field(default_factory=dict)
+    space: dict[str, list] = Field(default_factory=dict, description="options crossed into one candidate each")
+    when: When = When()
+    why: str = ""
+
+    @model_validator(mode="after")
+    def _space_apart_from_config(self):
+        both = set(self.config) & set(self.space)
+        if both:
+            raise ValueError(f"keys in both config and space: {sorted(both)}")
+        return self
+
+    def expand(self) -> list[tuple[str, dict]]:
+        """(candidate id, config) for each point of the option space."""
+        if not self.space:
+            return [(self.id, dict(self.config))]
+        keys = list(self.space)
+        points = []
+        for values in itertools.product(*(self.space[k] for k in keys)):
+            suffix = "-".join(f"{_short(k)}{_value(v)}" for k, v in zip(keys, values))
+            points.append((f"{self.id}-{suffix}", {**self.config, **dict(zip(keys, values))}))
+        return points
+
+
+def _short(key: str) -> str:
+    return "".join(part[0] for part in key.split("_"))
+
+
+def _value(value) -> str:
+    return {True: "on", False: "off"}.get(value, str(value)) if isinstance(value, bool) else str(value)
+
+
+class Stage(_Strict):
+    name: StageName
+    passes: list[RecipeEntry]
+
+
+class Recipe(_Strict):
+    framework: str
+    description: str = ""
+    stages: list[Stage]
+
+
+def load_recipes(folder: Path | None = None) -> dict[str, Recipe]:
+    folder = folder or data_dir("pipelines")
+    recipes = {}
+    for path in sorted(folder.glob("*.yaml")):
+        recipe = validate_model(Recipe, load_yaml(path), str(path))
+        recipes[recipe.framework] = recipe
+    return recipes

@@ -1,0 +1,101 @@
+"""The index of framework adapters: what exists, what it supports, how to install it; loaded lazily.
+
+Like Olive's package config, the index is plain data, so listing and planning never import a
+framework. The CLI builds one Registry and passes it down; nothing registers itself on import.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Mapping
+
+from edgeopt.errors import PlanError, closest
+from edgeopt.passes import Pass
+
+
+@dataclass(frozen=True)
+class FrameworkEntry:
+    name: str
+    title: str
+    tasks: tuple[str, ...]
+    module: str | None = None  # None: no adapter yet
+    extra: str | None = None
+    planned_in: str | None = None  # where the missing adapter is tracked
+
+    @property
+    def implemented(self) -> bool:
+        return self.module is not None
+
+    @property
+    def install(self) -> str:
+        if not self.implemented:
+            return f"no adapter yet (planned in {self.planned_in})"
+        return f"pip install 'edgeopt[{self.extra}]'"
+
+
+@dataclass(frozen=True)
+class Availability:
+    available: bool
+    version: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Registry:
+    entries: tuple[FrameworkEntry, ...]
+    availability: Mapping[str, Availability] = field(default_factory=lambda: MappingProxyType({}))
+
+    def names(self) -> list[str]:
+        return [e.name for e in self.entries]
+
+    def entry(self, name: str) -> FrameworkEntry | None:
+        return next((e for e in self.entries if e.name == name), None)
+
+    def adapter(self, name: str):
+        entry = self.entry(name)
+        if entry is None or entry.module is None:
+            raise PlanError(f"no adapter for framework {name!r}")
+        return importlib.import_module(entry.module).ADAPTER
+
+    def pass_class(self, pass_name: str) -> type[Pass]:
+        framework, _, short = pass_name.partition(".")
+        entry = self.entry(framework)
+        if entry is None or not entry.implemented:
+            raise PlanError(f"unknown pass {pass_name!r}: no adapter {framework!r}")
+        passes = self.adapter(framework).passes
+        if short not in passes:
+            near = closest(short, passes)
+            raise PlanError(f"unknown pass {pass_name!r}; {framework} has: {', '.join(sorted(passes))}"
+                            + (f" (did you mean {framework}.{near[0]}?)" if near else ""))
+        return passes[short]
+
+    def probed(self) -> Registry:
+        """A copy with every implemented adapter's probe() result; probes never raise."""
+        found = {e.name: self.adapter(e.name).probe() for e in self.entries if e.implemented}
+        return replace(self, availability=MappingProxyType(found))
+
+    def is_available(self, name: str) -> bool:
+        status = self.availability.get(name)
+        return bool(status and status.available)
+
+
+_GRAPH_TASKS = ("classification", "embedding", "ocr", "regression", "generic")
+
+
+def default_registry() -> Registry:
+    return Registry(
+        entries=(
+            FrameworkEntry("onnxruntime", "ONNX Runtime", _GRAPH_TASKS, "edgeopt.frameworks.onnxruntime", "onnx"),
+            FrameworkEntry("hf", "Hugging Face → ONNX export (torch dynamo)", _GRAPH_TASKS,
+                           "edgeopt.frameworks.hf_export", "hf"),
+            FrameworkEntry("openvino", "OpenVINO + NNCF", _GRAPH_TASKS, extra="openvino", planned_in="issue #4"),
+            FrameworkEntry("gguf", "llama.cpp (GGUF)", ("causal-lm",), extra="gguf", planned_in="issue #5"),
+            FrameworkEntry("mlx", "MLX", ("causal-lm",), extra="mlx", planned_in="issue #5"),
+            FrameworkEntry("rknn", "RKNN-Toolkit2 (Rockchip NPU)", ("classification", "generic"), extra="rknn",
+                           planned_in="a later issue"),
+            FrameworkEntry("olive", "Olive (ONNX Runtime CUDA/TensorRT)", _GRAPH_TASKS, extra="olive",
+                           planned_in="a later issue"),
+        )
+    )
