@@ -56,8 +56,9 @@ class Builder:
         started = time.perf_counter()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.data = self._prepare_data()
-        if self.plan.baseline == "source":
+        if self.manifest.model.format == "onnx":
             self.artifacts["source"] = self._source_artifact()
+        if self.plan.baseline == "source":
             self.baseline = self._measure("baseline", self.artifacts["source"], stage="source", step=None)
         total = len(self.plan.steps)
         for number, step in enumerate(self.plan.steps, 1):
@@ -105,7 +106,7 @@ class Builder:
     # -- steps ------------------------------------------------------------------------------------
     def _run_step(self, step: Step) -> None:
         source, input_artifact = self._input_for(step)
-        if step.input != "source" and input_artifact is None:
+        if input_artifact is None and not (step.input == "source" and self.manifest.model.format != "onnx"):
             self._record_not_run(step, "skipped", f"its input ({source}) is not available")
             return
         try:
@@ -124,8 +125,6 @@ class Builder:
         if step.input == "@leader":
             best = leader([*self.records], self.manifest.prefer)
             return ("the best candidate that keeps accuracy", None) if best is None else (best.id, self.artifacts.get(best.id))
-        if step.input == "source":
-            return "source", None
         return step.input, self.artifacts.get(step.input)
 
     def _apply(self, step: Step, artifact: ModelArtifact | None) -> tuple[ModelArtifact, float]:

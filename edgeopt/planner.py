@@ -43,6 +43,7 @@ class SkippedStep(_Frozen):
 class Plan(_Frozen):
     manifest: str
     task: str
+    metric: str  # the manifest's accuracy metric; gates compare its score with the baseline's
     target: Target
     framework: str
     framework_reason: str
@@ -84,6 +85,7 @@ def plan(
     return Plan(
         manifest=manifest.name,
         task=task,
+        metric=manifest.evaluation.metric.name,
         target=target,
         framework=framework,
         framework_reason=reason,

@@ -105,7 +105,8 @@ def write_report(report: dict, out_dir: Path) -> Path:
 
 
 def render_summary(report: dict) -> str:
-    rows = [("candidate", "precision", "p50 ms", "p90 ms", "p99 ms", "RSS MB", "size MB", "accuracy", "gates")]
+    metric = report["plan"]["metric"]
+    rows = [("candidate", "precision", "p50 ms", "p90 ms", "p99 ms", "RSS MB", "size MB", metric, "gates")]
     for record in (report["baseline"], *report["candidates"]):
         m = record["metrics"] or {}
         lat = m.get("latency_ms") or {}
@@ -128,11 +129,20 @@ def render_summary(report: dict) -> str:
         f"figures: {report['provenance']['label']} — {report['provenance']['statement']}",
         f"gates ({policy['name']}): accuracy retained ≥ {policy['accuracy_retained']}, speedup ≥ {policy['speedup']}, "
         f"memory cut ≥ {policy['memory_cut']} ({policy['memory_basis']})",
+        f"accuracy: {metric} — {_METRIC_NOTES.get(metric, '')}",
     ]
     footer = [report["verdict"]]
     if report["selected_dir"]:
         footer.append(f"selected model: {report['selected_dir']}")
     return "\n".join([*header, "", *lines, "", *footer])
+
+
+_METRIC_NOTES = {
+    "top1": "share of correct labels; retained = candidate / baseline",
+    "fidelity": "mean cosine similarity to the baseline's outputs; retained = candidate / baseline",
+    "cer": "character error rate, lower is better; retained = baseline / candidate",
+    "mae": "mean absolute error, lower is better; retained = baseline / candidate",
+}
 
 
 def _short(name: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import resource
 import sys
 import time
 import traceback
@@ -100,9 +99,13 @@ def _current_rss_mb() -> float:
 
 
 def _peak_rss_mb() -> float:
-    # Linux reports ru_maxrss in KiB (macOS in bytes)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1e6 if sys.platform == "darwin" else peak * 1024 / 1e6
+    # VmHWM belongs to this process image alone. getrusage's ru_maxrss would not do: Linux carries the
+    # high-water mark of the forked parent's copy across exec, so a big build process inflates it.
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 OPERATIONS = {"pass": run_pass, "measure": measure}

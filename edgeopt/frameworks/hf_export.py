@@ -53,7 +53,7 @@ class ExportOnnx(Pass):
         out = fresh_dir(context.output_dir) / "model.onnx"
         program = torch.onnx.export(
             wrapper, trace_args, dynamo=True, input_names=names, output_names=[output_name],
-            dynamic_shapes={n: {0: batch, 1: sequence} for n in names},
+            dynamic_shapes={"tensors": tuple({0: batch, 1: sequence} for _ in names)},
         )
         program.save(str(out))
         error = _compare(out, wrapper, {n: a[:count] for n, a in arrays.items()}, torch)

@@ -124,7 +124,8 @@ class QuantizeStatic(Pass):
             raise ValueError("quantize_static needs calibration data")
         out_dir = fresh_dir(context.output_dir)
         out = out_dir / MODEL_FILE
-        samples = _samples(context.calibration_data, artifact.path, config.samples)
+        model_path = _with_min_opset(artifact.path, 13, out_dir / "opset13.onnx")
+        samples = _samples(context.calibration_data, model_path, config.samples)
 
         class Reader(CalibrationDataReader):
             def __init__(self):
@@ -136,7 +137,7 @@ class QuantizeStatic(Pass):
         method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                   "percentile": CalibrationMethod.Percentile}[config.calibration]
         quantize_static(
-            artifact.path, str(out), Reader(),
+            model_path, str(out), Reader(),
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=list(config.op_types) if config.op_types else None,
             per_channel=config.per_channel,
@@ -147,8 +148,8 @@ class QuantizeStatic(Pass):
             # the calibrator writes an augmented copy of the model; keep it out of the artifact folder
             calibration_providers=["CPUExecutionProvider"],
         )
-        for stray in out_dir.glob("*augmented*"):
-            stray.unlink()
+        for stray in [*out_dir.glob("*augmented*"), out_dir / "opset13.onnx"]:
+            stray.unlink(missing_ok=True)
         return _derive(artifact, out, context.extra["step"], f"onnxruntime.{self.name}", config,
                        precision=self.precision(config, artifact.precision),
                        notes={"calibration_samples": len(samples), **_count_quantized(out)})
@@ -200,6 +201,19 @@ class Session(Pass):
         runtime = {k: v for k, v in config.model_dump().items() if v is not None}
         return _derive(artifact, Path(artifact.path), context.extra["step"], f"onnxruntime.{self.name}", config,
                        runtime_config=runtime)
+
+
+def _with_min_opset(path: str, opset: int, scratch: Path) -> str:
+    """Per-channel QDQ needs DequantizeLinear's `axis`, which arrived in opset 13."""
+    import onnx
+    from onnx import version_converter
+
+    model = onnx.load(path)
+    current = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), opset)
+    if current >= opset:
+        return path
+    onnx.save(version_converter.convert_version(model, opset), str(scratch))
+    return str(scratch)
 
 
 def _samples(npz_path: Path, model_path: str, limit: int | None) -> list[dict[str, np.ndarray]]:

@@ -31,7 +31,9 @@ def run_in_worker(request: dict, workdir: Path, timeout_s: float, env: Mapping[s
     response = json.loads(response_path.read_text())
     if not response["ok"]:
         (workdir / "traceback.txt").write_text(response.get("traceback", ""))
-        raise PassFailed(response["error"])
+        # the first line says what failed; the whole story stays in traceback.txt beside the log
+        first_line = response["error"].strip().splitlines()[0] if response["error"].strip() else "unknown error"
+        raise PassFailed(first_line)
     return response["result"]
 
 
