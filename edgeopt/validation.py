@@ -20,21 +20,24 @@ def validate_model(model_cls: type[BaseModel], data: Any, file: str, context: di
 
 def as_manifest_error(exc: ValidationError, model_cls: type[BaseModel], file: str) -> ManifestError:
     error = exc.errors()[0]
-    loc = [part for part in error["loc"] if not _is_union_tag(part)]
+    raw_loc = [part for part in error["loc"] if not _is_union_tag(part)]
+    loc = _clean_loc(model_cls, raw_loc)
     key = ".".join(str(part) for part in loc) or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":
-        valid = sorted(_fields_at(model_cls, loc[:-1]))
+        valid = sorted(_fields_at(model_cls, raw_loc[:-1]))
         return ManifestError(
             file, key, f"unknown key; expected one of: {', '.join(valid)}", closest(str(loc[-1]), valid)
         )
     if kind in ("literal_error", "union_tag_invalid", "enum"):
-        expected = error.get("ctx", {}).get("expected", "") or error.get("ctx", {}).get("expected_tags", "")
+        ctx = error.get("ctx", {})
+        expected = ctx.get("expected", "") or ctx.get("expected_tags", "")
         options = [o.strip().strip("'\"") for o in str(expected).replace(" or ", ",").split(",") if o.strip()]
-        return ManifestError(
-            file, key, f"got {error.get('input')!r}; expected one of: {', '.join(options)}",
-            closest(str(error.get("input")), options),
-        )
+        got = error.get("input")
+        if kind == "union_tag_invalid":  # the input is the whole mapping; the tag is one key of it
+            key, got = f"{key}.{ctx.get('discriminator', 'type').strip(chr(39))}", ctx.get("tag")
+        return ManifestError(file, key, f"got {got!r}; expected one of: {', '.join(options)}",
+                             closest(str(got), options))
     if kind == "missing":
         return ManifestError(file, key, "required key is missing")
     return ManifestError(file, key, f"{error['msg']} (got {error.get('input')!r})")
@@ -45,10 +48,35 @@ def _is_union_tag(part: Any) -> bool:
     return isinstance(part, str) and ("[" in part or part.startswith("function-"))
 
 
+def _clean_loc(model_cls: Any, loc: list) -> list:
+    """Drop the member tags pydantic puts in the path of a discriminated union ('images' in
+    evaluation.data.images.size), so the key reads as the user wrote it."""
+    cleaned, current = [], model_cls
+    for part in loc:
+        member = _union_member_tagged(current, part)
+        if member is not None:
+            current = member
+            continue
+        cleaned.append(part)
+        current = _step_into(current, part)
+    return cleaned
+
+
+def _union_member_tagged(annotation: Any, part: Any) -> Any:
+    members = _candidates(annotation)
+    if len(members) < 2 or not isinstance(part, str):
+        return None
+    for member in members:
+        if isinstance(member, type) and issubclass(member, BaseModel) and "type" in member.model_fields:
+            if part in typing.get_args(member.model_fields["type"].annotation):
+                return member
+    return None
+
+
 def _fields_at(model_cls: Any, loc: list) -> set[str]:
     current: Any = model_cls
     for part in loc:
-        current = _step_into(current, part)
+        current = _union_member_tagged(current, part) or _step_into(current, part)
         if current is None:
             return set()
     models = [m for m in _candidates(current) if isinstance(m, type) and issubclass(m, BaseModel)]

@@ -1,0 +1,38 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both set up .venv from this repo's files.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch is pinned in pyproject to the CPU wheel that lies on this machine's disk; never pull a CUDA build
+PIP := $(BIN)/python -m pip
+
+.PHONY: demo test test-fast venv system-deps benchmark clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+system-deps:
+	@if [ ! -d /usr/share/datasets/fashion-mnist ]; then \
+		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) || \
+		echo "warning: could not install Debian's dataset-fashion-mnist (the Fashion-MNIST example needs it)"; fi
+
+venv: $(BIN)/python
+
+demo: $(BIN)/python
+	$(PIP) install -q -e '.[onnx,hf,examples]'
+	$(BIN)/edgeopt build examples/minilm/manifest.yaml --target host
+
+test: $(BIN)/python system-deps
+	$(PIP) install -q -e '.[onnx,hf,examples,dev]'
+	$(BIN)/python -m pytest
+
+# the quick loop: everything except the full example builds
+test-fast: $(BIN)/python
+	$(BIN)/python -m pytest -m "not slow"
+
+benchmark: $(BIN)/python system-deps
+	$(PIP) install -q -e '.[onnx,hf,examples]'
+	$(BIN)/python benchmarks/run_examples.py
+
+clean:
+	rm -rf $(VENV) examples/*/out benchmarks/results

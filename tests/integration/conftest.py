@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+
+def tiny_mlp(path: Path, seed: int = 0, opset: int = 17) -> None:
+    """A real two-layer MLP (64 → 256 → 10) written with onnx.helper: big enough to quantize."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    w1 = rng.normal(scale=0.2, size=(64, 256)).astype(np.float32)
+    w2 = rng.normal(scale=0.2, size=(256, 10)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+         helper.make_node("MatMul", ["r", "w2"], ["logits"])],
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 64])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+@pytest.fixture
+def mlp_project(tmp_path: Path):
+    """Model, data labelled by the fp32 model itself, and a manifest with a short measurement budget."""
+    import onnxruntime
+
+    tiny_mlp(tmp_path / "mlp.onnx")
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(256, 64)).astype(np.float32)
+    session = onnxruntime.InferenceSession(str(tmp_path / "mlp.onnx"), providers=["CPUExecutionProvider"])
+    labels = session.run(None, {"x": x})[0].argmax(axis=1)
+    np.savez(tmp_path / "eval.npz", x=x[:128], labels=labels[:128])
+    np.savez(tmp_path / "calib.npz", x=x[128:], labels=labels[128:])
+    manifest = {
+        "name": "mlp",
+        "model": {"path": "mlp.onnx", "format": "onnx", "task": "classification"},
+        "evaluation": {"data": {"type": "npz", "path": "eval.npz"}, "metric": {"name": "top1", "output": "logits"}},
+        "calibration": {"data": {"type": "npz", "path": "calib.npz"}, "samples": 32},
+        "measure": {"warmup_runs": 2, "min_runs": 5, "max_runs": 50, "time_budget_s": 0.2},
+    }
+
+    def write(**changes) -> Path:
+        path = tmp_path / "manifest.yaml"
+        path.write_text(yaml.safe_dump({**manifest, **changes}))
+        return path
+
+    return write

@@ -1,0 +1,101 @@
+"""End-to-end builds against the real onnxruntime package on a small real model."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeopt.errors import ExitStatus
+
+pytestmark = pytest.mark.onnxruntime
+onnxruntime = pytest.importorskip("onnxruntime")
+
+
+def report_of(out: Path) -> dict:
+    return json.loads((out / "report.json").read_text())
+
+
+def test_build_measures_every_stage_and_writes_the_documented_report(cli, mlp_project, tmp_path):
+    out = tmp_path / "out"
+    result = cli("build", str(mlp_project()), "--out", str(out), "--quiet")
+    assert result.status in (ExitStatus.OK, ExitStatus.GATES_FAILED), result.stderr
+    report = report_of(out)
+    assert {"target", "plan", "baseline", "candidates", "selected", "provenance"} <= set(report)
+    assert report["provenance"]["label"] == "measured-device"  # target host: this machine is the device
+    baseline = report["baseline"]
+    assert baseline["status"] == "ok" and baseline["metrics"]["accuracy"]["score"] == 1.0  # labels = fp32 argmax
+    measured = [c for c in report["candidates"] if c["status"] == "ok"]
+    assert {c["stage"] for c in measured} == {"convert", "quantize", "accelerate"}
+    assert len(measured) >= 3
+    for c in measured:
+        lat = c["metrics"]["latency_ms"]
+        assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"]
+        assert c["metrics"]["peak_rss_mb"] > c["metrics"]["runtime_import_rss_mb"] > 0
+        assert set(c["gates"]) == {"accuracy_retained", "speedup", "memory_cut"}
+        for gate in c["gates"].values():
+            assert gate["passed"] == (gate["value"] >= gate["threshold"] - 1e-9)
+    by_id = {c["id"]: c for c in report["candidates"]}
+    # int8 weights: the file shrinks to about a quarter; accuracy stays near the baseline
+    assert by_id["int8-dynamic"]["metrics"]["size_mb"] < 0.4 * baseline["metrics"]["size_mb"]
+    assert by_id["int8-dynamic"]["ratios"]["accuracy_retained"] > 0.9
+    assert by_id["int8-static"]["lineage"][-1]["notes"]["calibration_samples"] == 32
+    assert by_id["fp16"]["metrics"]["size_mb"] < 0.6 * baseline["metrics"]["size_mb"]
+    tuned = [c for c in measured if c["stage"] == "accelerate"]
+    assert tuned
+    for c in tuned:  # ids say the thread count: tuned-iot<N>-ema<on|off>
+        assert c["runtime_config"]["intra_op_threads"] == int(c["id"].split("-iot")[1].split("-")[0])
+        assert c["metrics"]["threads"] == c["runtime_config"]["intra_op_threads"]
+    if report["selected"]:
+        assert (out / "selected" / "model.onnx").exists()
+        assert result.status == ExitStatus.OK
+    else:
+        assert result.status == ExitStatus.GATES_FAILED and "no candidate passes" in report["verdict"]
+
+
+def test_exit_code_follows_the_gates(cli, mlp_project, tmp_path):
+    lenient = {"accuracy_retained": 0.5, "speedup": 0.01, "memory_cut": -10.0}
+    result = cli("build", str(mlp_project(gates=lenient)), "--out", str(tmp_path / "a"), "--quiet")
+    assert result.status == ExitStatus.OK and report_of(tmp_path / "a")["selected"]
+    strict = {"speedup": 1000.0}
+    result = cli("build", str(mlp_project(gates=strict)), "--out", str(tmp_path / "b"), "--quiet")
+    assert result.status == ExitStatus.GATES_FAILED
+    assert "speedup" in report_of(tmp_path / "b")["verdict"]
+
+
+def test_a_failing_pass_is_recorded_and_the_build_goes_on(cli, mlp_project, tmp_path):
+    # calibration data whose array does not match the model's input: static quantization fails, the rest runs
+    np.savez(tmp_path / "wrong.npz", not_x=np.zeros((4, 64), np.float32))
+    manifest = mlp_project(calibration={"data": {"type": "npz", "path": "wrong.npz"}})
+    result = cli("build", str(manifest), "--out", str(tmp_path / "out"), "--quiet")
+    assert result.status in (ExitStatus.OK, ExitStatus.GATES_FAILED)
+    by_id = {c["id"]: c for c in report_of(tmp_path / "out")["candidates"]}
+    assert by_id["int8-static"]["status"] == "failed" and "x" in by_id["int8-static"]["error"]
+    assert by_id["int8-dynamic"]["status"] == "ok"
+
+
+def test_a_hanging_step_times_out_and_is_recorded(cli, mlp_project, tmp_path):
+    manifest = mlp_project(measure={"timeout_s": 0.05})
+    result = cli("build", str(manifest), "--out", str(tmp_path / "out"), "--quiet")
+    assert result.status == ExitStatus.GATES_FAILED
+    report = report_of(tmp_path / "out")
+    assert "timed out" in report["baseline"]["error"]
+
+
+def test_building_for_another_device_labels_figures_measured_host(cli, mlp_project, tmp_path):
+    result = cli("build", str(mlp_project()), "--target", "rpi5", "--out", str(tmp_path / "out"))
+    report = report_of(tmp_path / "out")
+    assert report["provenance"]["label"] == "measured-host"
+    assert all(c["provenance"] == "measured-host" for c in report["candidates"])
+    assert "NOT on Raspberry Pi 5" in result.stdout
+    assert "tuned-iot4" in {c["id"].rsplit("-", 1)[0] for c in report["candidates"]}  # rpi5 has 4 cores
+
+
+def test_opset_12_model_gets_per_channel_static_quantization(cli, mlp_project, tmp_path):
+    from tests.integration.conftest import tiny_mlp
+
+    path = mlp_project()
+    tiny_mlp(path.parent / "mlp.onnx", opset=12)
+    cli("build", str(path), "--out", str(tmp_path / "out"), "--quiet")
+    by_id = {c["id"]: c for c in report_of(tmp_path / "out")["candidates"]}
+    assert by_id["int8-static"]["status"] == "ok", by_id["int8-static"]["error"]

@@ -1,0 +1,90 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from edgeopt.errors import ExitStatus
+
+REPO = Path(__file__).resolve().parents[2]
+MINILM = str(REPO / "examples" / "minilm" / "manifest.yaml")
+
+
+def test_targets_lists_the_catalog(cli):
+    result = cli("targets")
+    assert result.status == ExitStatus.OK
+    assert "rk3566-orangepi3b" in result.stdout and "host" in result.stdout
+
+
+def test_one_target_shows_facts_with_sources(cli):
+    result = cli("targets", "rk3566")
+    assert result.status == ExitStatus.OK
+    assert "Cortex-A55".lower() in result.stdout.lower() and "S2: adafruit" in result.stdout
+
+
+def test_unknown_target_exits_2_with_closest_ids(cli):
+    result = cli("targets", "rk3568")
+    assert result.status == ExitStatus.USAGE
+    assert "unknown target 'rk3568'" in result.stderr and "rk3566" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_schema_is_json_schema_of_the_manifest(cli):
+    result = cli("schema")
+    schema = json.loads(result.stdout)
+    assert {"model", "evaluation", "gates", "measure"} <= set(schema["properties"])
+    assert "base_dir" not in schema["properties"]
+
+
+def test_plan_explains_choice_and_rejections_for_a_board(cli):
+    result = cli("plan", MINILM, "--target", "rk3566")
+    assert result.status == ExitStatus.OK, result.stderr
+    assert "framework: onnxruntime" in result.stdout
+    assert "rejected rknn" in result.stdout and "rejected gguf" in result.stdout
+    assert "measured-host" in result.stdout and "extras needed" in result.stdout
+
+
+def test_plan_json_is_the_frozen_plan(cli):
+    plan = json.loads(cli("plan", MINILM, "--json").stdout)
+    assert plan["framework"] == "onnxruntime" and plan["steps"][0]["pass_name"] == "hf.export_onnx"
+
+
+def test_bad_manifest_exits_2_with_file_key_and_choice(cli, tmp_path):
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("name: x\nmodel: {path: m.onnx, format: onnx}\nevaluation: {data: {type: npz, path: e.npz}, "
+                        "metric: {name: top2}}\n")
+    result = cli("plan", str(manifest))
+    assert result.status == ExitStatus.USAGE
+    assert str(manifest) in result.stderr and "evaluation.metric.name" in result.stderr and "top1" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Traceback" in cli("--traceback", "plan", str(manifest)).stderr
+
+
+def test_missing_manifest_file_and_bad_flag_exit_2(cli, tmp_path):
+    assert cli("plan", str(tmp_path / "nope.yaml")).status == ExitStatus.USAGE
+    result = cli("build", MINILM, "--taget", "host")
+    assert result.status == ExitStatus.USAGE and "--taget" in result.stderr
+
+
+def test_cli_imports_and_plans_with_no_framework_installed():
+    """Block every heavy framework at import; the CLI must still list targets and plan, and say what to install."""
+    blocked = ["torch", "onnxruntime", "onnx", "transformers", "openvino", "nncf", "tokenizers", "PIL", "llama_cpp", "mlx"]
+    script = f"""
+import importlib.abc, importlib.util, sys
+BLOCKED = {blocked!r}
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in BLOCKED:
+            raise ImportError('blocked: ' + name)
+sys.meta_path.insert(0, Block())
+from edgeopt.cli import main
+assert main(['targets']) == 0
+status = main(['build', {MINILM!r}, '--out', sys.argv[1]])
+assert status == 4, status
+assert not any(m.split('.')[0] in BLOCKED for m in sys.modules), [m for m in sys.modules if m.split('.')[0] in BLOCKED]
+"""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as out:
+        completed = subprocess.run([sys.executable, "-c", script, out], capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
+    assert "pip install 'edgeopt[" in completed.stderr

@@ -1,0 +1,127 @@
+from types import MappingProxyType
+
+import pytest
+
+from edgeopt.catalog import FrameworkChain, load_catalog
+from edgeopt.errors import MissingDependency, PlanError
+from edgeopt.gates import load_gate_policies
+from edgeopt.manifest import Manifest
+from edgeopt.planner import plan, require_installed
+from edgeopt.recipes import Recipe
+from edgeopt.registry import Availability, FrameworkEntry, Registry, default_registry
+
+GRAPH = ("classification", "embedding", "generic")
+
+
+def manifest(task="classification", fmt="onnx", **extra) -> Manifest:
+    return Manifest(name="m", model={"path": "/m.onnx", "format": fmt, "task": task},
+                    evaluation={"data": {"type": "npz", "path": "/e.npz"}, "metric": {"name": "top1"}}, **extra)
+
+
+def registry(installed=("fake", "other")) -> Registry:
+    entries = (
+        FrameworkEntry("fake", "Fake", GRAPH, "tests.unit.fakes", "fake"),
+        FrameworkEntry("other", "Other", GRAPH, "tests.unit.fakes", "other"),
+        FrameworkEntry("future", "Future", GRAPH, None, "future", planned_in="issue #99"),
+        FrameworkEntry("llm", "LLM only", ("causal-lm",), "tests.unit.fakes", "llm"),
+    )
+    availability = {n: Availability(n in installed, "1.0" if n in installed else None)
+                    for n in ("fake", "other", "llm")}
+    return Registry(entries, MappingProxyType(availability))
+
+
+def recipe(framework="fake", **entry_overrides) -> Recipe:
+    entry = {"id": "small", "pass": f"{framework}.shrink", "space": {"threads": [1, "cores"]}, **entry_overrides}
+    return Recipe(framework=framework, stages=[
+        {"name": "convert", "passes": [{"id": "cal", "pass": f"{framework}.calibrated", "input": "source"}]},
+        {"name": "quantize", "passes": [entry]},
+        {"name": "accelerate", "passes": [{"id": "pick", "pass": f"{framework}.shrink", "input": "leader",
+                                           "when": {"tasks": ["embedding"]}}]},
+    ])
+
+
+def target(chain=("future", "fake", "other", "llm"), target_id="rk3566"):
+    base = load_catalog().resolve(target_id)
+    return base.model_copy(update={"frameworks": FrameworkChain(preferred=list(chain), reason="test chain")})
+
+
+def make_plan(task="classification", chain=("future", "fake", "other", "llm"), installed=("fake", "other"), recipes=None):
+    recipes = recipes or {"fake": recipe("fake"), "other": recipe("other")}
+    return plan(manifest(task), target(chain), recipes, registry(installed), load_gate_policies())
+
+
+def test_chain_falls_back_past_unimplemented_and_says_why():
+    p = make_plan()
+    assert p.framework == "fake"
+    reasons = {r.framework: r.reason for r in p.rejected}
+    assert "not implemented yet" in reasons["future"] and "issue #99" in reasons["future"]
+    assert "comes before it" in reasons["other"]
+    assert "causal-lm" in reasons["llm"]
+    assert "future rejected" in p.framework_reason
+
+
+def test_an_installed_framework_is_preferred_over_a_missing_one_and_the_missing_is_explained():
+    p = make_plan(installed=("other",))
+    assert p.framework == "other"
+    assert "not installed" in {r.framework: r.reason for r in p.rejected}["fake"]
+
+
+def test_nothing_installed_still_plans_but_lists_what_to_install():
+    p = make_plan(installed=())
+    assert p.framework == "fake" and p.missing == ("pip install 'edgeopt[fake]'",)
+    with pytest.raises(MissingDependency, match=r"pip install 'edgeopt\[fake\]'"):
+        require_installed(p)
+
+
+def test_no_framework_for_the_task_is_a_plan_error():
+    with pytest.raises(PlanError, match="causal-lm"):
+        make_plan(task="generic", chain=("llm", "future"))
+
+
+def test_steps_expand_spaces_resolve_cores_and_link_inputs():
+    p = make_plan()
+    ids = [s.id for s in p.steps]
+    assert ids == ["cal", "small-t1", "small-t4"]  # rk3566 has 4 cores
+    assert p.step("small-t4").config == {"bits": 8, "threads": 4}
+    assert p.step("small-t1").input == "cal" and p.step("cal").needs_calibration
+    assert [s.id for s in p.skipped] == ["pick"]  # only for embedding models
+
+
+def test_leader_input_and_task_filter():
+    p = make_plan(task="embedding")
+    assert p.step("pick").input == "@leader"
+
+
+def test_plan_is_frozen():
+    p = make_plan()
+    with pytest.raises(Exception):
+        p.framework = "other"
+
+
+def test_invalid_pass_config_in_a_recipe_is_caught_before_running():
+    bad = {"fake": recipe("fake", config={"bits": 3}), "other": recipe("other")}
+    with pytest.raises(PlanError, match="bits"):
+        make_plan(recipes=bad)
+
+
+def test_unknown_pass_name_suggests_the_closest():
+    bad = {"fake": recipe("fake", **{"pass": "fake.shrnk"}), "other": recipe("other")}
+    with pytest.raises(PlanError, match="did you mean fake.shrink"):
+        make_plan(recipes=bad)
+
+
+def test_measurements_for_another_device_are_labelled_host():
+    assert make_plan().provenance == "measured-host"
+    assert any("not on" in n for n in make_plan().notes)
+
+
+def test_real_recipes_plan_for_every_catalog_target():
+    from edgeopt.hostinfo import detect_host
+    from edgeopt.recipes import load_recipes
+
+    reg = default_registry()
+    for t in load_catalog(host=detect_host()).targets:
+        p = plan(manifest("embedding", "sentence-transformers"), t, load_recipes(), reg, load_gate_policies())
+        assert p.framework == "onnxruntime"
+        assert p.baseline == "export" and p.steps[0].pass_name == "hf.export_onnx"
+        assert all(s.role == "candidate" for s in p.steps[1:])
