@@ -32,6 +32,7 @@ class BuildResult:
     selected: CandidateRecord | None
     out_dir: Path
     seconds: float
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class Builder:
         if selected is not None:
             self._copy_selected(selected)
         return BuildResult(self.plan, self.baseline, tuple(self.records), selected, self.out_dir,
-                           time.perf_counter() - started)
+                           time.perf_counter() - started, self.data.notes)
 
     # -- data -------------------------------------------------------------------------------------
     def _prepare_data(self) -> _Data:
@@ -123,7 +124,7 @@ class Builder:
 
     def _input_for(self, step: Step) -> tuple[str, ModelArtifact | None]:
         if step.input == "@leader":
-            best = leader([*self.records], self.manifest.prefer)
+            best = leader(self.records, self.manifest.prefer)
             return ("the best candidate that keeps accuracy", None) if best is None else (best.id, self.artifacts.get(best.id))
         return step.input, self.artifacts.get(step.input)
 

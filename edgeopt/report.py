@@ -38,6 +38,7 @@ def build_report(result: BuildResult, cpu_model: str) -> dict:
         "selected": result.selected.id if result.selected else None,
         "selected_dir": str(result.out_dir / "selected") if result.selected else None,
         "verdict": _verdict(result),
+        "notes": [*plan.notes, *result.notes],
         "build_seconds": round(result.seconds, 1),
     }
 
@@ -131,7 +132,7 @@ def render_summary(report: dict) -> str:
         f"memory cut ≥ {policy['memory_cut']} ({policy['memory_basis']})",
         f"accuracy: {metric} — {_METRIC_NOTES.get(metric, '')}",
     ]
-    footer = [report["verdict"]]
+    footer = [*(f"note: {n}" for n in report["notes"]), report["verdict"]]
     if report["selected_dir"]:
         footer.append(f"selected model: {report['selected_dir']}")
     return "\n".join([*header, "", *lines, "", *footer])

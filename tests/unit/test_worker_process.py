@@ -17,28 +17,30 @@ def test_a_failing_operation_comes_back_as_pass_failed_with_its_first_line(tmp_p
     assert (tmp_path / "w" / "traceback.txt").read_text()
 
 
+def fake_interpreter(tmp_path, script: str) -> str:
+    """A stand-in for the worker's Python that misbehaves the way a real crash or hang would."""
+    path = tmp_path / "python"
+    path.write_text("#!/bin/sh\n" + script + "\n")
+    path.chmod(0o755)
+    return str(path)
+
+
 def test_a_worker_that_dies_is_reported_not_raised_as_a_crash(tmp_path):
-    crasher = tmp_path / "python"
-    crasher.write_text("#!/bin/sh\necho dying >&2\nkill -SEGV $$\n")
-    crasher.chmod(0o755)
+    crasher = fake_interpreter(tmp_path, "echo dying >&2\nkill -SEGV $$")
     with pytest.raises(PassFailed, match="SIGSEGV"):
-        run_in_worker({"op": "pass"}, tmp_path / "w", 60, {}, python=str(crasher))
+        run_in_worker({"op": "pass"}, tmp_path / "w", 60, {}, python=crasher)
 
 
 def test_a_hang_times_out(tmp_path):
-    sleeper = tmp_path / "python"
-    sleeper.write_text("#!/bin/sh\nsleep 30\n")
-    sleeper.chmod(0o755)
+    sleeper = fake_interpreter(tmp_path, "sleep 30")
     with pytest.raises(PassFailed, match="timed out after 1 s"):
-        run_in_worker({"op": "pass"}, tmp_path / "w", 1, {}, python=str(sleeper))
+        run_in_worker({"op": "pass"}, tmp_path / "w", 1, {}, python=sleeper)
 
 
 def test_workers_get_the_telemetry_off_environment(tmp_path):
-    probe = tmp_path / "python"
-    probe.write_text(f"#!/bin/sh\nenv > {tmp_path}/env.txt\n")
-    probe.chmod(0o755)
+    probe = fake_interpreter(tmp_path, f"env > {tmp_path}/env.txt")
     with pytest.raises(PassFailed):
-        run_in_worker({"op": "pass"}, tmp_path / "w", 30, {"PATH": "/usr/bin:/bin"}, python=str(probe))
+        run_in_worker({"op": "pass"}, tmp_path / "w", 30, {"PATH": "/usr/bin:/bin"}, python=probe)
     seen = dict(line.split("=", 1) for line in (tmp_path / "env.txt").read_text().splitlines() if "=" in line)
     for key, value in OFFLINE_ENV.items():
         assert seen[key] == value
