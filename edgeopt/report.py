@@ -65,6 +65,7 @@ def _candidate(record: CandidateRecord) -> dict:
         "provenance": record.provenance,
         "metrics": {
             "latency_ms": metrics.get("latency_ms"),
+            "baseline_p50_runs_ms": metrics.get("baseline_p50_runs_ms"),
             "throughput_per_s": metrics.get("throughput_per_s"),
             "peak_rss_mb": metrics.get("peak_rss_mb"),
             "runtime_import_rss_mb": metrics.get("runtime_import_rss_mb"),
