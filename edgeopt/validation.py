@@ -20,12 +20,11 @@ def validate_model(model_cls: type[BaseModel], data: Any, file: str, context: di
 
 def as_manifest_error(exc: ValidationError, model_cls: type[BaseModel], file: str) -> ManifestError:
     error = exc.errors()[0]
-    raw_loc = [part for part in error["loc"] if not _is_union_tag(part)]
-    loc = _clean_loc(model_cls, raw_loc)
+    loc, parent = _walk(model_cls, [part for part in error["loc"] if not _is_union_tag(part)])
     key = ".".join(str(part) for part in loc) or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":
-        valid = sorted(_fields_at(model_cls, raw_loc[:-1]))
+        valid = sorted(_fields_of(parent))
         return ManifestError(
             file, key, f"unknown key; expected one of: {', '.join(valid)}", closest(str(loc[-1]), valid)
         )
@@ -35,7 +34,8 @@ def as_manifest_error(exc: ValidationError, model_cls: type[BaseModel], file: st
         options = [o.strip().strip("'\"") for o in str(expected).replace(" or ", ",").split(",") if o.strip()]
         got = error.get("input")
         if kind == "union_tag_invalid":  # the input is the whole mapping; the tag is one key of it
-            key, got = f"{key}.{ctx.get('discriminator', 'type').strip(chr(39))}", ctx.get("tag")
+            discriminator = str(ctx.get("discriminator", "type")).strip("'")
+            key, got = f"{key}.{discriminator}", ctx.get("tag")
         return ManifestError(file, key, f"got {got!r}; expected one of: {', '.join(options)}",
                              closest(str(got), options))
     if kind == "missing":
@@ -48,18 +48,19 @@ def _is_union_tag(part: Any) -> bool:
     return isinstance(part, str) and ("[" in part or part.startswith("function-"))
 
 
-def _clean_loc(model_cls: Any, loc: list) -> list:
-    """Drop the member tags pydantic puts in the path of a discriminated union ('images' in
-    evaluation.data.images.size), so the key reads as the user wrote it."""
-    cleaned, current = [], model_cls
+def _walk(model_cls: Any, loc: list) -> tuple[list, Any]:
+    """The path as the user wrote it (without the member tags pydantic puts in the path of a
+    discriminated union: 'images' in evaluation.data.images.size), and the annotation holding its
+    last key (whose fields are the valid choices when that key is unknown)."""
+    cleaned, current, parent = [], model_cls, model_cls
     for part in loc:
         member = _union_member_tagged(current, part)
         if member is not None:
             current = member
             continue
         cleaned.append(part)
-        current = _step_into(current, part)
-    return cleaned
+        parent, current = current, (_step_into(current, part) if current is not None else None)
+    return cleaned, parent
 
 
 def _union_member_tagged(annotation: Any, part: Any) -> Any:
@@ -73,13 +74,8 @@ def _union_member_tagged(annotation: Any, part: Any) -> Any:
     return None
 
 
-def _fields_at(model_cls: Any, loc: list) -> set[str]:
-    current: Any = model_cls
-    for part in loc:
-        current = _union_member_tagged(current, part) or _step_into(current, part)
-        if current is None:
-            return set()
-    models = [m for m in _candidates(current) if isinstance(m, type) and issubclass(m, BaseModel)]
+def _fields_of(annotation: Any) -> set[str]:
+    models = [m for m in _candidates(annotation) if isinstance(m, type) and issubclass(m, BaseModel)]
     return {name for m in models for name in m.model_fields}
 
 
