@@ -61,7 +61,8 @@ class Builder:
         if self.manifest.model.format == "onnx":
             self.artifacts["source"] = self._source_artifact()
         if self.plan.baseline == "source":
-            self.baseline = self._measure("baseline", self.artifacts["source"], stage="source", step=None)
+            self.baseline = self._measure("baseline", self.artifacts["source"], stage="source", step=None,
+                                          baseline=True)
         total = len(self.plan.steps)
         for number, step in enumerate(self.plan.steps, 1):
             self.progress(f"[{number}/{total}] {step.stage}: {step.id} ({step.pass_name})")
@@ -120,7 +121,8 @@ class Builder:
             return
         self.artifacts[step.id] = artifact
         if step.role == "baseline":
-            self.baseline = self._measure("baseline", artifact, stage=step.stage, step=step, seconds=seconds)
+            self.baseline = self._measure("baseline", artifact, stage=step.stage, step=step, seconds=seconds,
+                                          baseline=True)
         else:
             self.records.append(self._measure(step.id, artifact, stage=step.stage, step=step, seconds=seconds))
 
@@ -149,11 +151,10 @@ class Builder:
         return ModelArtifact(**result["artifact"]), result["seconds"]
 
     def _measure(self, record_id: str, artifact: ModelArtifact, stage: str, step: Step | None,
-                 seconds: float | None = None) -> CandidateRecord:
+                 seconds: float | None = None, baseline: bool = False, accuracy: bool = True) -> CandidateRecord:
         self.progress(f"    measuring {record_id} ({artifact.precision})")
         spec = self.manifest.measure
         metric = self.manifest.evaluation.metric
-        is_baseline = record_id.startswith("baseline")
         request = {
             "op": "measure",
             "adapter": self.registry.entry(artifact.framework).module,
@@ -168,8 +169,9 @@ class Builder:
             "time_budget_s": spec.time_budget_s,
             "threads": spec.threads,
             "metric": metric.model_dump(mode="json"),
-            "reference_outputs": None if is_baseline or metric.name != "fidelity" else str(self._reference_outputs()),
-            "save_outputs": str(self._reference_outputs()) if is_baseline else None,
+            "evaluate_accuracy": accuracy,
+            "reference_outputs": None if baseline or metric.name != "fidelity" else str(self._reference_outputs()),
+            "save_outputs": str(self._reference_outputs()) if baseline and accuracy else None,
             "import_paths": [self.manifest.base_dir],
         }
         common = dict(
@@ -184,10 +186,10 @@ class Builder:
         except PassFailed as exc:
             self.progress(f"    measurement failed: {exc}")
             return CandidateRecord(**common, status="failed", error=f"measurement: {exc}")
-        if metrics["accuracy"].get("reference"):
+        if metrics.get("accuracy", {}).get("reference"):
             metrics["accuracy"]["provenance"] = "reference"
         record = CandidateRecord(**common, status="ok", metrics=metrics)
-        if is_baseline:
+        if baseline:
             return record
         record = self._gate(record)
         self.progress("    " + ", ".join(f"{k} {_fmt(v.value)} ({'pass' if v.passed else 'FAIL'})" for k, v in record.gates.items()))
@@ -206,7 +208,9 @@ class Builder:
         artifact = self.artifacts.get(self.plan.baseline)
         if self.baseline is None or self.baseline.status != "ok" or artifact is None or not self.records:
             return
-        again = self._measure("baseline-recheck", artifact, stage=self.baseline.stage, step=None)
+        # latency only: the baseline's accuracy and reference outputs do not change between runs
+        again = self._measure("baseline-recheck", artifact, stage=self.baseline.stage, step=None,
+                              baseline=True, accuracy=False)
         if again.status != "ok":
             return
         first, second = self.baseline.metrics["latency_ms"]["p50"], again.metrics["latency_ms"]["p50"]

@@ -71,8 +71,9 @@ def measure(request: dict) -> dict:
         "threads": session.threads,
         "versions": versions,
     }
-    result["accuracy"] = _accuracy(session, request)
-    result["peak_rss_with_eval_mb"] = _peak_rss_mb()
+    if request.get("evaluate_accuracy", True):
+        result["accuracy"] = _accuracy(session, request)
+        result["peak_rss_with_eval_mb"] = _peak_rss_mb()
     return result
 
 
