@@ -94,19 +94,28 @@ def _accuracy(session, request: dict) -> dict:
     return metrics.compute(metric, outputs, labels, reference)
 
 
-def _current_rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+def _current_rss_mb() -> float | None:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except OSError:  # no /proc (macOS): not available, rather than a failed measurement
+        return None
 
 
 def _peak_rss_mb() -> float:
-    # VmHWM belongs to this process image alone. getrusage's ru_maxrss would not do: Linux carries the
-    # high-water mark of the forked parent's copy across exec, so a big build process inflates it.
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024 / 1e6
-    raise RuntimeError("no VmHWM in /proc/self/status")
+    # VmHWM belongs to this process image alone. getrusage's ru_maxrss would not do on Linux: it carries
+    # the high-water mark of the forked parent's copy across exec, so a big build process inflates it.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
+    import resource  # macOS and other systems without /proc: ru_maxrss is in bytes there
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1e6 if sys.platform == "darwin" else peak * 1024 / 1e6
 
 
 OPERATIONS = {"pass": run_pass, "measure": measure}
