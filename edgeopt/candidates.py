@@ -26,9 +26,11 @@ class CandidateRecord(BaseModel):
     ratios: dict = Field(default_factory=dict)
     gates: dict[str, GateResult] = Field(default_factory=dict)
     model_path: str | None = None
+    model_files: list[str] = Field(default_factory=list, description="every file of the model, model_path included")
     runtime_config: dict = Field(default_factory=dict)
     lineage: list[dict] = Field(default_factory=list)
     pass_seconds: float | None = None
+    cached: dict[str, bool] = Field(default_factory=dict, description="which results came from the build cache")
 
     @property
     def passed_all_gates(self) -> bool:

@@ -37,8 +37,29 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("manifest", type=Path)
     build.add_argument("--target", help="device id or alias from `edgeopt targets` (default: the manifest's)")
     build.add_argument("--out", type=Path, help="output folder (default: the manifest's output.dir or out/<target>)")
-    build.add_argument("--quiet", action="store_true", help="no progress lines")
+    build.add_argument("--quiet", action="store_true", help="no progress display")
     build.add_argument("--json", action="store_true", help="print report.json instead of the summary table")
+    build.add_argument("--executor", default="local",
+                       help="where passes and accuracy runs go: local (default), ray (a local Ray instance or "
+                       "RAY_ADDRESS), ray:ADDRESS or ray://HOST:PORT; latency is always timed here, one at a time")
+    build.add_argument("--jobs", type=int, default=1, help="local executor: passes and accuracy runs at once")
+    build.add_argument("--no-cache", action="store_true", help="neither read nor write the build cache")
+    build.add_argument("--remeasure", action="store_true", help="reuse cached models but measure every candidate again")
+    build.add_argument("--cache-dir", type=Path, help="default: $EDGEOPT_CACHE_DIR or ~/.cache/edgeopt")
+    build.add_argument("--package", action="store_true", help="also write the selected model's deployable archive")
+    _add_gate_options(build, with_ci_flag=True)
+
+    gate = commands.add_parser("gate", help="gate an existing report.json: compact verdict, JUnit, Markdown")
+    gate.add_argument("report", type=Path, help="report.json, or the build folder holding it")
+    _add_gate_options(gate, with_ci_flag=False)
+
+    package = commands.add_parser("package", help="write a deployable archive of a build's selected model")
+    package.add_argument("build_dir", type=Path)
+    package.add_argument("--candidate", help="package this candidate instead of the selected one")
+    package.add_argument("--out", type=Path, help="folder for the archive (default: BUILD_DIR/package)")
+
+    verify = commands.add_parser("verify", help="check an archive's checksums and run its model on one input")
+    verify.add_argument("archive", type=Path)
 
     plan = commands.add_parser("plan", help="print the plan without running it")
     plan.add_argument("manifest", type=Path)
@@ -51,6 +72,17 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("schema", help="print the manifest's JSON Schema")
     return parser
+
+
+def _add_gate_options(parser, with_ci_flag: bool) -> None:
+    if with_ci_flag:
+        parser.add_argument("--ci", action="store_true",
+                            help="CI mode: compact verdict, JUnit XML and Markdown summary; exit status = gates")
+    parser.add_argument("--against", type=Path, help="a previous report.json: fail on regressions beyond --tolerance")
+    parser.add_argument("--tolerance", type=float, default=0.05, help="allowed relative regression (default 0.05)")
+    parser.add_argument("--junit", type=Path, help="JUnit XML path (default: BUILD_DIR/junit.xml)")
+    parser.add_argument("--summary", type=Path, help="Markdown summary path (default: BUILD_DIR/summary.md; "
+                        "also appended to $GITHUB_STEP_SUMMARY when set)")
 
 
 def main(argv: list[str] | None = None, env: Environment | None = None) -> ExitStatus:
@@ -110,26 +142,86 @@ def _cmd_plan(args, env: Environment) -> ExitStatus:
 
 def _cmd_build(args, env: Environment) -> ExitStatus:
     from edgeopt.build import Builder
+    from edgeopt.cache import BuildCache, default_cache_dir
+    from edgeopt.executors import make_executor
+    from edgeopt.progress import make_progress
     from edgeopt.report import build_report, render_summary, write_report
+    from edgeopt.report_html import write_html_report
     from edgeopt.telemetry import offline_env
 
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
     manifest, host, registry, the_plan = _context(args.manifest, args.target)
-    out_dir = args.out or Path(manifest.output.dir or Path(manifest.base_dir) / "out" / the_plan.target.id)
+    out_dir = (args.out or Path(manifest.output.dir or Path(manifest.base_dir) / "out" / the_plan.target.id)).resolve()
+    cache = BuildCache(None if args.no_cache else (args.cache_dir or default_cache_dir(env.environ)),
+                       read_measurements=not args.remeasure)
+    worker_env = offline_env(env.environ)
+    progress = make_progress(env.stderr, quiet=args.quiet or args.json or args.ci)
+    progress.message(f"edgeopt: building {manifest.name} for {the_plan.target.id} with "
+                     f"{', '.join(the_plan.frameworks)} → {out_dir}")
+    executor = make_executor(args.executor, worker_env, jobs=args.jobs)
+    try:
+        result = Builder(the_plan, manifest, registry, out_dir, worker_env, progress,
+                         executor=executor, cache=cache).run()
+    finally:
+        progress.close()
+        executor.close()
+    from edgeopt.package import deployment_notes
 
-    def progress(line: str) -> None:
-        if not args.quiet:
-            print(line, file=env.stderr, flush=True)
-
-    progress(f"edgeopt: building {manifest.name} for {the_plan.target.id} with {the_plan.framework} → {out_dir}")
-    result = Builder(the_plan, manifest, registry, out_dir.resolve(), offline_env(env.environ), progress).run()
-    report = build_report(result, host.cpu_model)
+    report = build_report(result, host.cpu_model, deployment_notes(manifest))
     path = write_report(report, result.out_dir)
+    html = write_html_report(report, result.out_dir)
+    status = ExitStatus.OK if result.selected else ExitStatus.GATES_FAILED
+    archive = None
+    if args.package and result.selected:
+        from edgeopt.package import write_package
+
+        archive = write_package(result.out_dir, registry)
+    if args.ci or args.against or args.junit or args.summary:
+        return _gate(report, result.out_dir, args, env)
     if args.json:
         print(json.dumps(report, indent=2), file=env.stdout)
     else:
         print(render_summary(report), file=env.stdout)
-        print(f"report: {path}", file=env.stdout)
-    return ExitStatus.OK if result.selected else ExitStatus.GATES_FAILED
+        print(f"report: {path}\nhtml report: {html}", file=env.stdout)
+        if archive:
+            print(f"package: {archive}", file=env.stdout)
+    return status
+
+
+def _gate(report: dict, out_dir: Path, args, env: Environment) -> ExitStatus:
+    from edgeopt.ci_gate import gate_report, load_report, write_gate_outputs
+
+    previous = load_report(args.against) if args.against else None
+    verdict = gate_report(report, previous, args.tolerance)
+    junit, summary = write_gate_outputs(verdict, out_dir, args.junit, args.summary, env.environ)
+    print(verdict.compact(), file=env.stdout)
+    print(f"junit: {junit}\nsummary: {summary}", file=env.stdout)
+    return ExitStatus.OK if verdict.passed else ExitStatus.GATES_FAILED
+
+
+def _cmd_gate(args, env: Environment) -> ExitStatus:
+    from edgeopt.ci_gate import load_report
+
+    path = args.report / "report.json" if args.report.is_dir() else args.report
+    return _gate(load_report(path), path.parent, args, env)
+
+
+def _cmd_package(args, env: Environment) -> ExitStatus:
+    from edgeopt.package import write_package
+    from edgeopt.registry import default_registry
+
+    archive = write_package(args.build_dir, default_registry(), candidate=args.candidate, out=args.out)
+    print(archive, file=env.stdout)
+    return ExitStatus.OK
+
+
+def _cmd_verify(args, env: Environment) -> ExitStatus:
+    from edgeopt.package import verify_package
+
+    for line in verify_package(args.archive):
+        print(line, file=env.stdout)
+    return ExitStatus.OK
 
 
 def _cmd_targets(args, env: Environment) -> ExitStatus:
@@ -163,4 +255,5 @@ def _cmd_schema(args, env: Environment) -> ExitStatus:
     return ExitStatus.OK
 
 
-_COMMANDS = {"build": _cmd_build, "plan": _cmd_plan, "targets": _cmd_targets, "schema": _cmd_schema}
+_COMMANDS = {"build": _cmd_build, "plan": _cmd_plan, "targets": _cmd_targets, "schema": _cmd_schema,
+             "gate": _cmd_gate, "package": _cmd_package, "verify": _cmd_verify}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,16 @@ class Dataset:
     def tail(self, count: int) -> "Dataset":
         return Dataset({k: v[-count:] for k, v in self.inputs.items()},
                        None if self.labels is None else self.labels[-count:])
+
+    def digest(self) -> str:
+        """Hash of the arrays themselves: .npz files carry write times, so their bytes change every build."""
+        digest = hashlib.sha256()
+        arrays = {**self.inputs, **({LABELS_KEY: self.labels} if self.labels is not None else {})}
+        for name in sorted(arrays):
+            array = np.ascontiguousarray(arrays[name])
+            digest.update(f"{name}:{array.dtype.str}:{array.shape}\n".encode())
+            digest.update(array.tobytes() if array.dtype != object else repr(array.tolist()).encode())
+        return digest.hexdigest()
 
     def save(self, path: Path) -> Path:
         arrays = dict(self.inputs)

@@ -13,6 +13,7 @@ class ExitStatus(enum.IntEnum):
     USAGE = 2  # bad manifest, bad flag, unknown target
     INTERNAL = 3  # a bug or an unexpected failure in edgeopt itself
     ENVIRONMENT = 4  # a framework the plan needs is not installed
+    VERIFY_FAILED = 5  # a package archive is corrupt, unsafe, or its model does not run
 
 
 class EdgeoptError(Exception):
@@ -57,6 +58,12 @@ class PlanError(UsageError):
 
 class PassFailed(EdgeoptError):
     """A pass or a measurement failed for one candidate; recorded, never fatal to the build."""
+
+
+class PackageError(EdgeoptError):
+    """A package archive that must not be trusted: a changed file, a path escaping it, a model that fails."""
+
+    exit_status = ExitStatus.VERIFY_FAILED
 
 
 def closest(word: str, choices: Iterable[str], n: int = 3) -> list[str]:

@@ -137,6 +137,21 @@ class GateOverrides(_Strict):
     memory_basis: Literal["peak_rss", "size"] | None = None
 
 
+class SearchSpec(_Strict):
+    strategy: Literal["exhaustive", "cheap-first"] = Field(
+        default="exhaustive",
+        description="exhaustive: every candidate of the space; cheap-first: cheapest passes first, stop once one "
+        "candidate passes every gate")
+    max_candidates: int | None = Field(default=None, ge=1, description="evaluate at most this many candidates")
+    time_budget_s: float | None = Field(default=None, gt=0, description="start no new candidate after this")
+    frameworks: list[str] | None = Field(
+        default=None, description="frameworks to search (default: every installed one that fits the target)")
+
+
+class PackageSpec(_Strict):
+    notes: list[str] = Field(default_factory=list, description="pre/post-processing notes for whoever deploys it")
+
+
 class OutputSpec(_Strict):
     dir: str | None = Field(default=None, description="default: out/<target> beside the manifest")
 
@@ -154,6 +169,8 @@ class Manifest(_Strict):
     gates: GateOverrides = GateOverrides()
     prefer: Literal["latency", "memory", "size", "accuracy"] = "latency"
     measure: MeasureSpec = MeasureSpec()
+    search: SearchSpec = SearchSpec()
+    package: PackageSpec = PackageSpec()
     output: OutputSpec = OutputSpec()
     base_dir: str = Field(default=".", description="set by the loader: the manifest's folder")
 

@@ -31,6 +31,7 @@ class Pass:
     name: ClassVar[str]
     Config: ClassVar[type[PassConfig]]
     needs_calibration: ClassVar[bool] = False
+    cost: ClassVar[int] = 1  # 0: configuration only, 1: a quick rewrite, 3: calibration or export
     summary: ClassVar[str] = ""
 
     def precision(self, config: PassConfig, input_precision: str) -> str:

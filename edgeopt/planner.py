@@ -7,9 +7,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from edgeopt.catalog import Target
-from edgeopt.errors import MissingDependency, PlanError
+from edgeopt.errors import ManifestError, MissingDependency, PlanError, closest
 from edgeopt.gates import GatePolicy, effective_policy
-from edgeopt.manifest import Manifest
+from edgeopt.manifest import Manifest, SearchSpec
 from edgeopt.recipes import Recipe
 from edgeopt.registry import Registry
 
@@ -25,12 +25,14 @@ class Rejected(_Frozen):
 
 class Step(_Frozen):
     id: str
+    framework: str  # whose recipe made the step; its runtime measures the result
     stage: str
     pass_name: str
     config: dict
-    input: str  # "source", "@leader", or the id of an earlier step
+    input: str  # "source", "@leader" (the best of this framework so far), or the id of an earlier step
     role: Literal["candidate", "baseline"]
     needs_calibration: bool
+    cost: int = 1  # relative effort of the pass; the cheap-first search runs low costs first
     why: str = ""
 
 
@@ -45,13 +47,16 @@ class Plan(_Frozen):
     task: str
     metric: str  # the manifest's accuracy metric; gates compare its score with the baseline's
     target: Target
-    framework: str
+    framework: str  # the target's preferred framework among those that can run here
     framework_reason: str
+    frameworks: tuple[str, ...]  # every framework searched, preferred first
+    baseline_framework: str  # runs the baseline: the source model as given, the reference for every ratio
     rejected: tuple[Rejected, ...]
     steps: tuple[Step, ...]
     skipped: tuple[SkippedStep, ...]
     baseline: str  # "source" or the id of the step that makes the baseline
     gates: GatePolicy
+    search: SearchSpec
     extras: tuple[str, ...]  # install commands for every adapter the steps use
     missing: tuple[str, ...]  # those of `extras` that are not installed here
     provenance: Literal["measured-device", "measured-host"]
@@ -69,10 +74,11 @@ def plan(
     gate_policies: dict[str, GatePolicy],
 ) -> Plan:
     task = manifest.model.task
-    framework, reason, rejected = _choose_framework(target, task, recipes, registry)
-    steps, skipped = _expand_steps(recipes[framework], manifest, target, registry)
+    framework, reason, rejected, searched = _choose_frameworks(target, task, recipes, registry, manifest)
+    baseline_framework = _baseline_framework(searched, recipes, manifest)
+    steps, skipped = _expand_steps(recipes, searched, baseline_framework, manifest, target, registry)
     baseline = next((s.id for s in steps if s.role == "baseline"), "source")
-    adapters = sorted({framework, *(s.pass_name.partition(".")[0] for s in steps)})
+    adapters = sorted({*searched, *(s.pass_name.partition(".")[0] for s in steps)})
     extras = tuple(registry.entry(name).install for name in adapters)
     missing = tuple(registry.entry(name).install for name in adapters if not registry.is_available(name))
     on_device = target.detected
@@ -89,11 +95,14 @@ def plan(
         target=target,
         framework=framework,
         framework_reason=reason,
+        frameworks=tuple(searched),
+        baseline_framework=baseline_framework,
         rejected=tuple(rejected),
         steps=tuple(steps),
         skipped=tuple(skipped),
         baseline=baseline,
         gates=effective_policy(manifest.gates, gate_policies),
+        search=manifest.search,
         extras=extras,
         missing=missing,
         provenance="measured-device" if on_device else "measured-host",
@@ -101,8 +110,16 @@ def plan(
     )
 
 
-def _choose_framework(target: Target, task: str, recipes: dict[str, Recipe], registry: Registry):
+def _choose_frameworks(target: Target, task: str, recipes: dict[str, Recipe], registry: Registry,
+                       manifest: Manifest):
+    """The preferred framework, why, the rejected ones and why, and every framework to search."""
     chain = target.frameworks.chain
+    wanted = manifest.search.frameworks
+    if wanted is not None:
+        for name in wanted:
+            if registry.entry(name) is None:
+                raise ManifestError(manifest.name, "search.frameworks", f"unknown framework {name!r}; "
+                                    f"expected some of: {', '.join(registry.names())}", closest(name, registry.names()))
     rejected: list[Rejected] = []
     usable: list[str] = []  # implemented, has a recipe, handles the task; installed or not
     for name in chain:
@@ -115,6 +132,8 @@ def _choose_framework(target: Target, task: str, recipes: dict[str, Recipe], reg
             rejected.append(Rejected(framework=name, reason=f"adapter not implemented yet (planned in {entry.planned_in})"))
         elif name not in recipes:
             rejected.append(Rejected(framework=name, reason="no recipe for it in pipelines/"))
+        elif wanted is not None and name not in wanted:
+            rejected.append(Rejected(framework=name, reason="left out by the manifest's search.frameworks"))
         else:
             usable.append(name)
     if not usable:
@@ -123,7 +142,8 @@ def _choose_framework(target: Target, task: str, recipes: dict[str, Recipe], reg
             + "; ".join(f"{r.framework}: {r.reason}" for r in rejected)
         )
     installed = [name for name in usable if registry.is_available(name)]
-    chosen = installed[0] if installed else usable[0]
+    searched = installed or usable[:1]  # nothing installed: plan the preferred one, the build asks to install it
+    chosen = searched[0]
     position = chain.index(chosen)
     earlier = [r.framework for r in rejected if chain.index(r.framework) < position]
     reason = f"{target.id} prefers {' → '.join(chain)} ({target.frameworks.reason})"
@@ -131,55 +151,73 @@ def _choose_framework(target: Target, task: str, recipes: dict[str, Recipe], reg
         reason += f"; {', '.join(earlier)} rejected, so {chosen} is the first that fits"
     else:
         reason += f"; {chosen} is first and fits task {task!r}"
+    if len(searched) > 1:
+        reason += f"; {', '.join(searched[1:])} also fit{'s' if len(searched) == 2 else ''} and are searched beside it, measured the same way"
     for name in usable:
-        if name == chosen:
-            continue
-        why = (f"not installed ({registry.entry(name).install})" if name not in installed and chain.index(name) < position
-               else f"{chosen} comes before it in {target.id}'s chain")
-        rejected.append(Rejected(framework=name, reason=why))
+        if name not in searched:
+            rejected.append(Rejected(framework=name, reason=f"not installed ({registry.entry(name).install})"))
     rejected.sort(key=lambda r: chain.index(r.framework))
-    return chosen, reason, rejected
+    return chosen, reason, rejected, searched
 
 
-def _expand_steps(recipe: Recipe, manifest: Manifest, target: Target, registry: Registry):
+def _baseline_framework(searched: list[str], recipes: dict[str, Recipe], manifest: Manifest) -> str:
+    """The runtime of the source model as the user has it: ONNX Runtime for ONNX when it is searched,
+    so every framework's candidates are compared against the same reference."""
+    for name in searched:
+        if any(e.role == "baseline" and e.when.admits(manifest.model.task, manifest.model.format)[0]
+               for stage in recipes[name].stages for e in stage.passes):
+            return name
+    return "onnxruntime" if "onnxruntime" in searched else searched[0]
+
+
+def _expand_steps(recipes: dict[str, Recipe], searched: list[str], baseline_framework: str, manifest: Manifest,
+                  target: Target, registry: Registry):
     steps: list[Step] = []
     skipped: list[SkippedStep] = []
-    last_convert = "source"
-    for stage in recipe.stages:
-        for entry in stage.passes:
-            admitted, why_not = entry.when.admits(manifest.model.task, manifest.model.format)
-            if not admitted:
-                skipped.append(SkippedStep(id=entry.id, pass_name=entry.pass_name, reason=why_not))
-                continue
-            pass_class = registry.pass_class(entry.pass_name)
-            entry = entry.model_copy(update={
-                "space": {k: list(dict.fromkeys(_resolve_symbol(v, target))) for k, v in entry.space.items()},
-            })
-            input_id = {
-                "source": "source",
-                "previous": steps[-1].id if steps else "source",
-                "convert": last_convert,
-                "leader": "@leader",
-            }[entry.input]
-            for step_id, raw_config in entry.expand():
-                config = {k: _resolve_symbol(v, target) for k, v in raw_config.items()}
-                try:
-                    validated = pass_class.Config(**config)
-                except ValidationError as exc:
-                    raise PlanError(
-                        f"pipelines/{recipe.framework}.yaml: {entry.id}: invalid config for {entry.pass_name}: "
-                        + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-                    ) from None
-                steps.append(Step(
-                    id=step_id, stage=stage.name, pass_name=entry.pass_name,
-                    config=validated.model_dump(mode="json"), input=input_id, role=entry.role,
-                    needs_calibration=pass_class.needs_calibration, why=entry.why,
-                ))
-            if stage.name == "convert":
-                last_convert = steps[-1].id
+    baseline_id = "source"
+    # the baseline first, whichever framework's recipe makes it; then each framework's candidates
+    order = [(baseline_framework, "baseline"), *((name, "candidate") for name in searched)]
+    for framework, role in order:
+        recipe = recipes[framework]
+        last_convert = baseline_id
+        previous = baseline_id
+        for stage in recipe.stages:
+            for entry in stage.passes:
+                if entry.role != role:
+                    continue
+                admitted, why_not = entry.when.admits(manifest.model.task, manifest.model.format)
+                if not admitted:
+                    skipped.append(SkippedStep(id=entry.id, pass_name=entry.pass_name, reason=why_not))
+                    continue
+                pass_class = registry.pass_class(entry.pass_name)
+                entry = entry.model_copy(update={
+                    "space": {k: list(dict.fromkeys(_resolve_symbol(v, target))) for k, v in entry.space.items()},
+                })
+                input_id = {"source": "source", "previous": previous, "convert": last_convert,
+                            "baseline": baseline_id, "leader": "@leader"}[entry.input]
+                for step_id, raw_config in entry.expand():
+                    config = {k: _resolve_symbol(v, target) for k, v in raw_config.items()}
+                    try:
+                        validated = pass_class.Config(**config)
+                    except ValidationError as exc:
+                        raise PlanError(
+                            f"pipelines/{recipe.framework}.yaml: {entry.id}: invalid config for {entry.pass_name}: "
+                            + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                        ) from None
+                    steps.append(Step(
+                        id=step_id, framework=framework, stage=stage.name, pass_name=entry.pass_name,
+                        config=validated.model_dump(mode="json"), input=input_id, role=entry.role,
+                        needs_calibration=pass_class.needs_calibration, cost=pass_class.cost, why=entry.why,
+                    ))
+                    previous = step_id
+                if role == "baseline":
+                    baseline_id = previous
+                if stage.name == "convert":
+                    last_convert = previous
     ids = [s.id for s in steps]
     if len(ids) != len(set(ids)):
-        raise PlanError(f"pipelines/{recipe.framework}.yaml: duplicate step ids {sorted({i for i in ids if ids.count(i) > 1})}")
+        raise PlanError(f"pipelines/: duplicate step ids {sorted({i for i in ids if ids.count(i) > 1})} "
+                        "(ids must be unique across the frameworks searched)")
     return steps, skipped
 
 

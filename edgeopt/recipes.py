@@ -35,10 +35,11 @@ class RecipeEntry(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", description="candidate id stem, e.g. int8-dynamic")
     pass_name: str = Field(alias="pass")
     role: Literal["candidate", "baseline"] = "candidate"
-    input: Literal["source", "previous", "convert", "leader"] = Field(
+    input: Literal["source", "previous", "convert", "baseline", "leader"] = Field(
         default="convert",
-        description="source: the manifest's model; previous: the step before; convert: the convert stage's "
-        "last output; leader: the best candidate measured so far that keeps accuracy",
+        description="source: the manifest's model; previous: the step before in this recipe; convert: this "
+        "recipe's last convert output (else the baseline); baseline: the baseline model; leader: this "
+        "framework's best candidate so far that keeps accuracy",
     )
     config: dict = Field(default_factory=dict)
     space: dict[str, list] = Field(default_factory=dict, description="options crossed into one candidate each")

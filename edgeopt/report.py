@@ -14,7 +14,7 @@ from edgeopt.candidates import CandidateRecord
 SCHEMA_VERSION = 1
 
 
-def build_report(result: BuildResult, cpu_model: str) -> dict:
+def build_report(result: BuildResult, cpu_model: str, deployment_notes: list[str] = ()) -> dict:
     plan = result.plan
     versions = {}
     for record in (result.baseline, *result.candidates):
@@ -38,7 +38,11 @@ def build_report(result: BuildResult, cpu_model: str) -> dict:
         "selected": result.selected.id if result.selected else None,
         "selected_dir": str(result.out_dir / "selected") if result.selected else None,
         "verdict": _verdict(result),
+        "pareto_frontier": list(result.frontier),
+        "search": result.search,
+        "cache": result.cache,
         "notes": [*plan.notes, *result.notes],
+        "deployment_notes": list(deployment_notes),
         "build_seconds": round(result.seconds, 1),
     }
 
@@ -73,6 +77,7 @@ def _candidate(record: CandidateRecord) -> dict:
             "load_s": metrics.get("load_s"),
             "threads": metrics.get("threads"),
             "accuracy": metrics.get("accuracy"),
+            "peak_rss_with_eval_mb": metrics.get("peak_rss_with_eval_mb"),
         } if metrics else None,
         "ratios": record.ratios,
         "gates": {name: {"passed": g.passed, "value": g.value, "threshold": g.threshold, "detail": g.detail}
@@ -81,6 +86,8 @@ def _candidate(record: CandidateRecord) -> dict:
         "runtime_config": record.runtime_config,
         "lineage": record.lineage,
         "pass_seconds": record.pass_seconds,
+        "model_files": record.model_files,
+        "cached": record.cached,
     }
 
 
@@ -119,7 +126,7 @@ def render_summary(report: dict) -> str:
             gates = "(baseline)"
         else:
             gates = " ".join(f"{_short(n)}{'✓' if g['passed'] else '✗'}{_ratio(g['value'])}" for n, g in record["gates"].items())
-        marker = "★ " if record["id"] == report["selected"] else "  "
+        marker = "★ " if record["id"] == report["selected"] else ("◆ " if record["id"] in report["pareto_frontier"] else "  ")
         rows.append((marker + record["id"], record["precision"] or "-", _num(lat.get("p50")), _num(lat.get("p90")),
                      _num(lat.get("p99")), _num(m.get("peak_rss_mb"), 0), _num(m.get("size_mb"), 1),
                      _num(acc, 4), gates))
@@ -133,7 +140,13 @@ def render_summary(report: dict) -> str:
         f"memory cut ≥ {policy['memory_cut']} ({policy['memory_basis']})",
         f"accuracy: {metric} — {_METRIC_NOTES.get(metric, '')}",
     ]
-    footer = [*(f"note: {n}" for n in report["notes"]), report["verdict"]]
+    footer = ["★ selected  ◆ on the Pareto frontier (latency, peak RSS, size, accuracy)",
+              *(f"note: {n}" for n in report["notes"]), report["verdict"]]
+    search, cache = report.get("search") or {}, report.get("cache") or {}
+    if search.get("stopped"):
+        footer.append(f"search: {search['stopped']}")
+    if cache.get("enabled"):
+        footer.append(f"cache: {sum(cache['hits'].values())} hits, {sum(cache['misses'].values())} misses ({cache['dir']})")
     if report["selected_dir"]:
         footer.append(f"selected model: {report['selected_dir']}")
     return "\n".join([*header, "", *lines, "", *footer])

@@ -48,6 +48,23 @@ def measure(request: dict) -> dict:
     session = adapter.load(artifact, request.get("threads"))
     load_s = time.perf_counter() - started
 
+    result = {
+        "load_s": load_s,
+        "runtime_import_rss_mb": rss_runtime,
+        "size_mb": adapter.size_bytes(artifact) / 1e6,
+        "threads": session.threads,
+        "versions": versions,
+    }
+    if request.get("timing", True):
+        result.update(_time(session, request))
+        result["peak_rss_mb"] = _peak_rss_mb()
+    if request.get("evaluate_accuracy", True):
+        result["accuracy"] = _accuracy(session, request)
+        result["peak_rss_with_eval_mb"] = _peak_rss_mb()
+    return result
+
+
+def _time(session, request: dict) -> dict:
     with np.load(request["timing_data"]) as data:
         timing = {k: data[k] for k in data.files if k != LABELS_KEY}
     batch_size = request["batch_size"]
@@ -60,21 +77,7 @@ def measure(request: dict) -> dict:
         t0 = time.perf_counter()
         session.run(feeds)
         samples.append(time.perf_counter() - t0)
-    peak_rss = _peak_rss_mb()
-
-    result = {
-        **latency_summary(samples, batch_size),
-        "load_s": load_s,
-        "peak_rss_mb": peak_rss,
-        "runtime_import_rss_mb": rss_runtime,
-        "size_mb": adapter.size_bytes(artifact) / 1e6,
-        "threads": session.threads,
-        "versions": versions,
-    }
-    if request.get("evaluate_accuracy", True):
-        result["accuracy"] = _accuracy(session, request)
-        result["peak_rss_with_eval_mb"] = _peak_rss_mb()
-    return result
+    return latency_summary(samples, batch_size)
 
 
 def _accuracy(session, request: dict) -> dict:

@@ -16,12 +16,19 @@ class CliResult:
 
 
 @pytest.fixture
-def cli():
+def cache_dir(tmp_path_factory) -> Path:
+    """A build cache of the test's own: builds in one test share it, tests never share one."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def cli(cache_dir):
     """Run the CLI in-process, capturing its output."""
 
     def run(*argv: str, environ: dict | None = None) -> CliResult:
         out, err = io.StringIO(), io.StringIO()
-        env = Environment(stdout=out, stderr=err, environ=environ if environ is not None else {"PATH": "/usr/bin:/bin"})
+        base = {"PATH": "/usr/bin:/bin", "EDGEOPT_CACHE_DIR": str(cache_dir)}
+        env = Environment(stdout=out, stderr=err, environ={**base, **environ} if environ is not None else base)
         status = main(list(argv), env)
         return CliResult(status, out.getvalue(), err.getvalue())
 

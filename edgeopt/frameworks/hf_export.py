@@ -28,6 +28,7 @@ class ExportOnnx(Pass):
     name = "export_onnx"
     Config = ExportConfig
     needs_calibration = True  # real inputs to trace with and to check the export against
+    cost = 3
     summary = "export to ONNX with the dynamo exporter; outputs compared with the source model"
 
     def apply(self, config: ExportConfig, artifact, context: PassContext) -> ModelArtifact:

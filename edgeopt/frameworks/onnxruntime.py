@@ -110,6 +110,7 @@ class QuantizeStatic(Pass):
     name = "quantize_static"
     Config = QuantizeStaticConfig
     needs_calibration = True
+    cost = 3
     summary = "int8 QDQ with activation ranges calibrated on data"
 
     def precision(self, config, input_precision):
@@ -195,6 +196,7 @@ class SessionConfig(PassConfig):
 class Session(Pass):
     name = "session"
     Config = SessionConfig
+    cost = 0
     summary = "runtime configuration (threads, memory arena, optimization level); the model file is unchanged"
 
     def apply(self, config: SessionConfig, artifact: ModelArtifact, context: PassContext) -> ModelArtifact:
@@ -299,10 +301,44 @@ class OnnxRuntimeAdapter:
         return OnnxRuntimeSession(artifact, threads)
 
     def size_bytes(self, artifact: ModelArtifact) -> int:
-        path = Path(artifact.path)
-        # external-data tensors sit beside the model file and ship with it
-        siblings = [p for p in path.parent.iterdir() if p.is_file() and p != path and p.suffix in (".data", ".bin")]
-        return os.path.getsize(path) + sum(os.path.getsize(p) for p in siblings)
+        return sum(os.path.getsize(p) for p in artifact.all_paths())
+
+    # -- packaging --------------------------------------------------------------------------------
+    package_format = "onnx"
+
+    def package_files(self, artifact: ModelArtifact) -> dict[str, Path]:
+        main = Path(artifact.path)
+        return {str(p.relative_to(main.parent)): p for p in artifact.all_paths()}
+
+    def package_entry(self, artifact: ModelArtifact) -> str:
+        return Path(artifact.path).name
+
+    def runtime_requirement(self, built_with: dict[str, str]) -> dict:
+        version = built_with.get("onnxruntime", _ort().__version__)
+        major, minor = (int(x) for x in version.split(".")[:2])
+        return {"package": "onnxruntime", "version_range": f">={major}.{minor},<{major + 1}",
+                "measured_with": version, "install": f"pip install 'onnxruntime>={major}.{minor},<{major + 1}' numpy"}
+
+    def io_spec(self, artifact: ModelArtifact) -> dict:
+        import onnx
+
+        model = onnx.load(artifact.path, load_external_data=False)
+        initializers = {i.name for i in model.graph.initializer}
+
+        def describe(value) -> dict:
+            tensor = value.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim]
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
+            return {"name": value.name, "dtype": dtype, "shape": dims}
+
+        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+        return {"inputs": [describe(v) for v in model.graph.input if v.name not in initializers],
+                "outputs": [describe(v) for v in model.graph.output], "opset": opset}
+
+    def example_script(self) -> str:
+        from importlib.resources import files
+
+        return (files("edgeopt.frameworks") / "examples" / "onnxruntime_example.py").read_text()
 
 
 ADAPTER = OnnxRuntimeAdapter()

@@ -3,7 +3,7 @@ from types import MappingProxyType
 import pytest
 
 from edgeopt.catalog import FrameworkChain, load_catalog
-from edgeopt.errors import MissingDependency, PlanError
+from edgeopt.errors import ManifestError, MissingDependency, PlanError
 from edgeopt.gates import load_gate_policies
 from edgeopt.manifest import Manifest
 from edgeopt.planner import plan, require_installed
@@ -31,11 +31,12 @@ def registry(installed=("fake", "other")) -> Registry:
 
 
 def recipe(framework="fake", **entry_overrides) -> Recipe:
-    entry = {"id": "small", "pass": f"{framework}.shrink", "space": {"threads": [1, "cores"]}, **entry_overrides}
+    entry = {"id": f"{framework}-small", "pass": f"{framework}.shrink", "space": {"threads": [1, "cores"]},
+             **entry_overrides}
     return Recipe(framework=framework, stages=[
-        {"name": "convert", "passes": [{"id": "cal", "pass": f"{framework}.calibrated", "input": "source"}]},
+        {"name": "convert", "passes": [{"id": f"{framework}-cal", "pass": f"{framework}.calibrated", "input": "source"}]},
         {"name": "quantize", "passes": [entry]},
-        {"name": "accelerate", "passes": [{"id": "pick", "pass": f"{framework}.shrink", "input": "leader",
+        {"name": "accelerate", "passes": [{"id": f"{framework}-pick", "pass": f"{framework}.shrink", "input": "leader",
                                            "when": {"tasks": ["embedding"]}}]},
     ])
 
@@ -55,9 +56,25 @@ def test_chain_falls_back_past_unimplemented_and_says_why():
     assert p.framework == "fake"
     reasons = {r.framework: r.reason for r in p.rejected}
     assert "not implemented yet" in reasons["future"] and "issue #99" in reasons["future"]
-    assert "comes before it" in reasons["other"]
+    assert "other" not in reasons  # installed and fitting: searched beside the preferred one
+    assert p.frameworks == ("fake", "other") and "searched beside it" in p.framework_reason
     assert "causal-lm" in reasons["llm"]
     assert "future rejected" in p.framework_reason
+
+
+def test_the_manifest_can_narrow_the_search_to_some_frameworks():
+    p = plan(manifest(search={"frameworks": ["other"]}), target(), {"fake": recipe("fake"), "other": recipe("other")},
+             registry(), load_gate_policies())
+    assert p.frameworks == ("other",) and "search.frameworks" in {r.framework: r.reason for r in p.rejected}["fake"]
+    with pytest.raises(ManifestError, match="did you mean: other"):
+        plan(manifest(search={"frameworks": ["othr"]}), target(), {"fake": recipe("fake"), "other": recipe("other")},
+             registry(), load_gate_policies())
+
+
+def test_duplicate_step_ids_across_frameworks_are_refused():
+    clash = {"fake": recipe("fake"), "other": recipe("other", id="fake-small")}
+    with pytest.raises(PlanError, match="duplicate step ids"):
+        make_plan(recipes=clash)
 
 
 def test_an_installed_framework_is_preferred_over_a_missing_one_and_the_missing_is_explained():
@@ -79,17 +96,25 @@ def test_no_framework_for_the_task_is_a_plan_error():
 
 
 def test_steps_expand_spaces_resolve_cores_and_link_inputs():
-    p = make_plan()
+    p = make_plan(installed=("fake",))
     ids = [s.id for s in p.steps]
-    assert ids == ["cal", "small-t1", "small-t4"]  # rk3566 has 4 cores
-    assert p.step("small-t4").config == {"bits": 8, "threads": 4}
-    assert p.step("small-t1").input == "cal" and p.step("cal").needs_calibration
-    assert [s.id for s in p.skipped] == ["pick"]  # only for embedding models
+    assert ids == ["fake-cal", "fake-small-t1", "fake-small-t4"]  # rk3566 has 4 cores
+    assert p.step("fake-small-t4").config == {"bits": 8, "threads": 4}
+    assert p.step("fake-small-t1").input == "fake-cal" and p.step("fake-cal").needs_calibration
+    assert [s.id for s in p.skipped] == ["fake-pick"]  # only for embedding models
+    assert {s.framework for s in p.steps} == {"fake"}
+
+
+def test_each_framework_gets_its_own_steps_in_chain_order():
+    p = make_plan()
+    assert [s.id for s in p.steps] == ["fake-cal", "fake-small-t1", "fake-small-t4",
+                                       "other-cal", "other-small-t1", "other-small-t4"]
+    assert p.step("other-small-t1").framework == "other" and p.step("other-small-t1").input == "other-cal"
 
 
 def test_leader_input_and_task_filter():
     p = make_plan(task="embedding")
-    assert p.step("pick").input == "@leader"
+    assert p.step("fake-pick").input == "@leader"
 
 
 def test_plan_is_frozen():
@@ -122,6 +147,6 @@ def test_real_recipes_plan_for_every_catalog_target():
     reg = default_registry()
     for t in load_catalog(host=detect_host()).targets:
         p = plan(manifest("embedding", "sentence-transformers"), t, load_recipes(), reg, load_gate_policies())
-        assert p.framework == "onnxruntime"
+        assert "onnxruntime" in p.frameworks and p.baseline_framework == "onnxruntime"
         assert p.baseline == "export" and p.steps[0].pass_name == "hf.export_onnx"
         assert all(s.role == "candidate" for s in p.steps[1:])

@@ -1,0 +1,135 @@
+"""The CI gate step: one test case per gate (and per regression check), JUnit XML, a Markdown summary."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeopt.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    passed: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    suite: str
+    candidate: str | None
+    selected: bool
+    cases: tuple[Case, ...] = field(default_factory=tuple)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.cases)
+
+    def compact(self) -> str:
+        head = f"edgeopt gate {self.suite}: {'PASS' if self.passed else 'FAIL'}"
+        which = f" — candidate {self.candidate}" + (" (selected)" if self.selected else " (best, not selected)") if self.candidate else ""
+        return head + which + "".join(f"\n  {'✓' if c.passed else '✗'} {c.name}: {c.message}" for c in self.cases)
+
+    def junit(self) -> str:
+        failures = sum(not c.passed for c in self.cases)
+        suite = ET.Element("testsuite", name=self.suite, tests=str(len(self.cases)), failures=str(failures), errors="0")
+        for case in self.cases:
+            node = ET.SubElement(suite, "testcase", classname=self.suite, name=case.name)
+            if case.passed:
+                ET.SubElement(node, "system-out").text = case.message
+            else:
+                ET.SubElement(node, "failure", message=case.message).text = case.message
+        suites = ET.Element("testsuites", tests=str(len(self.cases)), failures=str(failures))
+        suites.append(suite)
+        ET.indent(suites)
+        return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+    def markdown(self) -> str:
+        lines = [f"### edgeopt gate: {self.suite} — {'✅ PASS' if self.passed else '❌ FAIL'}", ""]
+        if self.candidate:
+            lines += [f"Candidate **{self.candidate}**" + (" (selected)" if self.selected else " (best, not selected)"), ""]
+        lines += ["| check | result | detail |", "|---|---|---|"]
+        lines += [f"| {c.name} | {'✅' if c.passed else '❌'} | {c.message} |" for c in self.cases]
+        return "\n".join(lines) + "\n"
+
+
+def load_report(path: Path) -> dict:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "report.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such report (run `edgeopt build` first)") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: not a report.json ({exc})") from None
+
+
+def representative(report: dict) -> tuple[dict | None, bool]:
+    """The selected candidate; without one, the measured candidate closest to passing (most gates passed,
+    then the fastest), so the JUnit cases still say which gates failed and by how much."""
+    by_id = {c["id"]: c for c in report["candidates"]}
+    if report.get("selected"):
+        return by_id[report["selected"]], True
+    ok = [c for c in report["candidates"] if c["status"] == "ok" and c["gates"]]
+    if not ok:
+        return None, False
+    best = max(ok, key=lambda c: (sum(g["passed"] for g in c["gates"].values()), -c["metrics"]["latency_ms"]["p50"]))
+    return best, False
+
+
+def gate_report(report: dict, previous: dict | None = None, tolerance: float = 0.05) -> GateVerdict:
+    suite = f"edgeopt.{report['manifest']}.{report['target']['id']}"
+    candidate, selected = representative(report)
+    if candidate is None:
+        return GateVerdict(suite, None, False, (Case("build", False, "no candidate could be measured"),))
+    cases = []
+    for name, gate in candidate["gates"].items():
+        value = "not measured" if gate["value"] is None else f"{gate['value']:.3f}"
+        cases.append(Case(name, gate["passed"], f"{value} (needs ≥ {gate['threshold']})"))
+    if previous is not None:
+        cases += _regressions(candidate, previous, tolerance)
+    return GateVerdict(suite, candidate["id"], selected, tuple(cases))
+
+
+def _regressions(candidate: dict, previous: dict, tolerance: float) -> list[Case]:
+    """Against an earlier report: ratios to each build's own baseline (stable across noisy machines),
+    and absolute size and memory, each allowed to worsen by `tolerance` (relative)."""
+    before, _ = representative(previous)
+    if before is None:
+        return [Case("regression.previous", False, "the previous report has no measured candidate to compare with")]
+    checks = (
+        ("accuracy_retained", lambda c: c["ratios"].get("accuracy_retained"), True),
+        ("speedup", lambda c: c["ratios"].get("speedup"), True),
+        ("size_mb", lambda c: c["metrics"].get("size_mb"), False),
+        ("peak_rss_mb", lambda c: c["metrics"].get("peak_rss_mb"), False),
+    )
+    cases = []
+    for name, read, higher_is_better in checks:
+        now, then = read(candidate), read(before)
+        if now is None or then is None:
+            cases.append(Case(f"regression.{name}", False, "not measured in one of the two reports"))
+            continue
+        limit = then * (1 - tolerance) if higher_is_better else then * (1 + tolerance)
+        passed = now >= limit if higher_is_better else now <= limit
+        cases.append(Case(f"regression.{name}", passed,
+                          f"{now:.3f} now vs {then:.3f} before ({before['id']}); limit {limit:.3f} at tolerance {tolerance:g}"))
+    return cases
+
+
+def write_gate_outputs(verdict: GateVerdict, out_dir: Path, junit: Path | None, summary: Path | None,
+                       environ) -> tuple[Path, Path]:
+    junit = junit or out_dir / "junit.xml"
+    summary = summary or out_dir / "summary.md"
+    for path, text in ((junit, verdict.junit()), (summary, verdict.markdown())):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)
+    if environ.get("GITHUB_STEP_SUMMARY"):
+        with open(environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as f:
+            f.write(verdict.markdown())
+    return junit, summary

@@ -1,0 +1,173 @@
+"""Deployable archives: the selected model, edgeopt-artifact.json (what a device needs to know, with a
+sha256 per file) and a runnable example for the framework's own runtime; and their verification."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path, PurePosixPath
+
+from edgeopt import __version__
+from edgeopt.artifact import ModelArtifact
+from edgeopt.errors import PackageError, UsageError
+from edgeopt.registry import Registry
+
+ARTIFACT_JSON = "edgeopt-artifact.json"
+EXAMPLE = "run_example.py"
+FORMAT_VERSION = 1
+
+
+def deployment_notes(manifest) -> list[str]:
+    """What the caller must do around the model, read from the manifest that built it."""
+    data = manifest.evaluation.data
+    notes = []
+    if data.type == "text":
+        notes.append(f"inputs are token ids: tokenize with the tokenizer of {manifest.model.path} "
+                     f"(max_length {data.max_length}, padded; attention_mask marks real tokens)")
+        if manifest.model.format == "sentence-transformers":
+            notes.append("pooling and normalization of the sentence-transformers model are inside the exported graph: "
+                         "the output is the sentence embedding")
+    elif data.type == "images":
+        notes.append(f"images: resize to {data.size[0]}x{data.size[1]}, {data.channels} channel(s), NCHW float32, "
+                     f"pixel × {data.scale:g}, then (x - {data.mean}) / {data.std}")
+    elif data.type == "hook":
+        notes.append(f"inputs are prepared by {data.function} (see the project that built this package)")
+    metric = manifest.evaluation.metric
+    if metric.decode:
+        notes.append(f"outputs are decoded by {metric.decode}")
+    notes.append(f"accuracy was judged with {metric.name} on output {metric.output!r}")
+    return [*notes, *manifest.package.notes]
+
+
+def write_package(build_dir: Path, registry: Registry, candidate: str | None = None, out: Path | None = None) -> Path:
+    build_dir = Path(build_dir)
+    report_path = build_dir / "report.json"
+    if not report_path.is_file():
+        raise UsageError(f"{build_dir}: no report.json (is it an `edgeopt build` output folder?)")
+    report = json.loads(report_path.read_text())
+    records = {c["id"]: c for c in [report["baseline"], *report["candidates"]]}
+    chosen = candidate or report.get("selected")
+    if chosen is None:
+        ids = [c["id"] for c in report["candidates"] if c["status"] == "ok"]
+        raise UsageError(f"no candidate of {build_dir} passed every gate; package one anyway with --candidate ID "
+                         f"(measured: {', '.join(ids) or 'none'})")
+    if chosen not in records or records[chosen]["status"] != "ok":
+        raise UsageError(f"no measured candidate {chosen!r} in {report_path}")
+    record = records[chosen]
+    adapter = registry.adapter(record["framework"])
+    main = Path(record["model_path"])
+    artifact = ModelArtifact(path=str(main), framework=record["framework"], precision=record["precision"] or "fp32",
+                             runtime_config=record["runtime_config"],
+                             files=tuple(str(Path(p).relative_to(main.parent)) for p in record["model_files"] if Path(p) != main))
+    members = {f"model/{name}": path for name, path in adapter.package_files(artifact).items()}
+    example = adapter.example_script()
+    built_with = report["environment"]["frameworks"]
+    descriptor = {
+        "format_version": FORMAT_VERSION,
+        "edgeopt_version": __version__,
+        "name": report["manifest"],
+        "candidate": chosen,
+        "target": report["target"],
+        "framework": record["framework"],
+        "runtime": adapter.runtime_requirement(built_with),
+        "precision": record["precision"],
+        "model": {"path": f"model/{adapter.package_entry(artifact)}", "format": adapter.package_format},
+        "runtime_config": record["runtime_config"],
+        "io": adapter.io_spec(artifact),
+        "processing_notes": report.get("deployment_notes", []),
+        "metrics": {"provenance": record["provenance"], "provenance_statement": report["provenance"]["statement"],
+                    "latency_ms": record["metrics"]["latency_ms"], "peak_rss_mb": record["metrics"]["peak_rss_mb"],
+                    "size_mb": record["metrics"]["size_mb"], "accuracy": record["metrics"]["accuracy"],
+                    "ratios_to_baseline": record["ratios"],
+                    "gates": {k: {"passed": g["passed"], "value": g["value"], "threshold": g["threshold"]}
+                              for k, g in record["gates"].items()}},
+        "example": EXAMPLE,
+        "files": {name: _sha256(path) for name, path in members.items()},
+    }
+    descriptor["files"][EXAMPLE] = hashlib.sha256(example.encode()).hexdigest()
+    out = Path(out) if out else build_dir / "package"
+    out.mkdir(parents=True, exist_ok=True)
+    archive = out / f"{report['manifest']}-{report['target']['id']}-{chosen}.tar.gz"
+    partial = archive.with_name(archive.name + ".partial")
+    with tarfile.open(partial, "w:gz") as tar:
+        _add_bytes(tar, ARTIFACT_JSON, json.dumps(descriptor, indent=2).encode())
+        _add_bytes(tar, EXAMPLE, example.encode(), mode=0o755)
+        for name, path in members.items():
+            tar.add(path, arcname=name, recursive=False)
+    partial.replace(archive)
+    return archive
+
+
+def verify_package(archive: Path, python: str = sys.executable, timeout_s: float = 300) -> list[str]:
+    """Checksums, no path escaping the archive, no links; then the bundled example runs one input."""
+    archive = Path(archive)
+    if not archive.is_file():
+        raise UsageError(f"{archive}: no such archive")
+    try:
+        tar = tarfile.open(archive, "r:*")
+    except tarfile.TarError as exc:
+        raise PackageError(f"{archive}: not a readable archive ({exc})") from None
+    with tar, tempfile.TemporaryDirectory(prefix="edgeopt-verify-") as scratch:
+        members = tar.getmembers()
+        for member in members:
+            _check_member(member)
+        names = {m.name for m in members if m.isfile()}
+        if ARTIFACT_JSON not in names:
+            raise PackageError(f"{archive}: no {ARTIFACT_JSON}: not an edgeopt package")
+        tar.extractall(scratch, filter="data")
+        root = Path(scratch)
+        descriptor = json.loads((root / ARTIFACT_JSON).read_text())
+        listed = descriptor.get("files", {})
+        for name, digest in listed.items():
+            _check_member_name(name)
+            path = root / name
+            if not path.is_file():
+                raise PackageError(f"{archive}: {name} is listed in {ARTIFACT_JSON} but missing")
+            if _sha256(path) != digest:
+                raise PackageError(f"{archive}: {name} was modified (sha256 does not match {ARTIFACT_JSON})")
+        unlisted = sorted(names - set(listed) - {ARTIFACT_JSON})
+        if unlisted:
+            raise PackageError(f"{archive}: files not listed in {ARTIFACT_JSON}: {', '.join(unlisted)}")
+        lines = [f"checksums: {len(listed)} files match"]
+        try:
+            run = subprocess.run([python, EXAMPLE, "--check"], cwd=root, capture_output=True, text=True,
+                                 timeout=timeout_s, env={**os.environ, "ORT_DISABLE_TELEMETRY": "1"})
+        except subprocess.TimeoutExpired:
+            raise PackageError(f"{archive}: the example did not finish within {timeout_s:.0f} s") from None
+        if run.returncode != 0:
+            last = (run.stderr.strip() or run.stdout.strip() or "no output").splitlines()[-1]
+            raise PackageError(f"{archive}: the model did not run: {last}")
+        lines += [f"example: {line}" for line in run.stdout.strip().splitlines()]
+        return [*lines, f"verified: {archive}"]
+
+
+def _check_member(member: tarfile.TarInfo) -> None:
+    _check_member_name(member.name)
+    if not (member.isfile() or member.isdir()):
+        raise PackageError(f"archive member {member.name!r} is a link or device: refused")
+
+
+def _check_member_name(name: str) -> None:
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts or name.startswith("\\"):
+        raise PackageError(f"archive member {name!r} escapes the archive: refused")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, payload: bytes, mode: int = 0o644) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(payload), mode
+    tar.addfile(info, io.BytesIO(payload))

@@ -1,0 +1,286 @@
+"""report.html: one self-contained page (no CDN, no network) rendered from report.json.
+
+Tables are rendered here, so the page reads without JavaScript; the Pareto chart is drawn in the page
+by a small inline script (SVG, no library), with a choice of axes, tooltips and a link to each row.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from pathlib import Path
+
+_BADGES = {
+    "measured-device": ("measured on device", "ok"),
+    "measured-host": ("measured on build host", "warn"),
+    "simulated": ("simulated", "muted"),
+    "estimated": ("estimated", "muted"),
+    "reference": ("reference", "muted"),
+}
+
+
+def write_html_report(report: dict, out_dir: Path) -> Path:
+    path = out_dir / "report.html"
+    partial = path.with_suffix(".html.partial")
+    partial.write_text(render_html(report), encoding="utf-8")
+    partial.replace(path)
+    return path
+
+
+def render_html(report: dict) -> str:
+    metric = report["plan"]["metric"]
+    rows = [report["baseline"], *report["candidates"]]
+    points = [_point(r, report) for r in rows if r["status"] == "ok" and r["metrics"]]
+    data = {"metric": metric, "higher_is_better": metric in ("top1", "fidelity"), "points": points,
+            "selected": report["selected"]}
+    title = f"edgeopt · {report['manifest']} → {report['target']['id']}"
+    body = "\n".join([
+        f"<h1>{escape(title)}</h1>",
+        _verdict_block(report),
+        "<h2>Pareto frontier</h2>",
+        _chart_block(),
+        "<h2>Progression</h2>",
+        _progression(report),
+        "<h2>Candidates</h2>",
+        _candidates_table(report, rows),
+        "<h2>Gates</h2>",
+        _gates_table(report),
+        "<h2>Plan</h2>",
+        _plan_block(report),
+        "<h2>Environment</h2>",
+        _environment_block(report),
+    ])
+    payload = json.dumps(data).replace("</", "<\\/")
+    return _PAGE.format(title=escape(title), style=_STYLE, body=body, data=payload, script=_SCRIPT)
+
+
+def _point(record: dict, report: dict) -> dict:
+    m = record["metrics"]
+    accuracy = (m.get("accuracy") or {}).get("score")
+    return {"id": record["id"], "framework": record["framework"], "precision": record["precision"],
+            "stage": record["stage"], "latency": (m.get("latency_ms") or {}).get("p50"),
+            "rss": m.get("peak_rss_mb"), "size": m.get("size_mb"), "accuracy": accuracy,
+            "passed": bool(record["gates"]) and all(g["passed"] for g in record["gates"].values()),
+            "frontier": record["id"] in report.get("pareto_frontier", []), "provenance": record["provenance"]}
+
+
+def _badge(provenance: str) -> str:
+    label, kind = _BADGES.get(provenance, (provenance, "muted"))
+    return f'<span class="badge {kind}" title="{escape(provenance)}">{escape(label)}</span>'
+
+
+def _verdict_block(report: dict) -> str:
+    ok = report["selected"] is not None
+    provenance = report["provenance"]
+    notes = "".join(f"<li>{escape(n)}</li>" for n in report["notes"])
+    search = report.get("search") or {}
+    stopped = f"<p>Search: {escape(search['stopped'])}</p>" if search.get("stopped") else ""
+    return (f'<div class="verdict {"pass" if ok else "fail"}"><strong>{"PASS" if ok else "NO CANDIDATE PASSES"}</strong> '
+            f'{escape(report["verdict"])}</div>'
+            f'<p>{_badge(provenance["label"])} {escape(provenance["statement"])}</p>{stopped}'
+            + (f"<ul class='notes'>{notes}</ul>" if notes else ""))
+
+
+def _chart_block() -> str:
+    return ('<div class="controls">x axis: <select id="x-axis">'
+            '<option value="latency">median latency (ms)</option><option value="rss">peak RSS (MB)</option>'
+            '<option value="size">size on disk (MB)</option></select> · y axis: accuracy · '
+            '<span class="legend"><i class="dot frontier"></i> on the 4-way frontier (latency, RSS, size, accuracy) '
+            '<i class="dot pass"></i> passes every gate <i class="dot other"></i> other</span></div>'
+            '<div id="chart" role="img" aria-label="Pareto chart"></div><div id="tooltip" hidden></div>'
+            '<p class="hint">The line joins the candidates no other beats on both shown axes. Click a point to find its row.</p>')
+
+
+def _progression(report: dict) -> str:
+    base = report["baseline"]
+    cells = [_stage_cell("baseline", base, None)]
+    for stage in ("convert", "quantize", "accelerate"):
+        ok = [c for c in report["candidates"] if c["stage"] == stage and c["status"] == "ok"]
+        keeping = [c for c in ok if (c["gates"].get("accuracy_retained") or {}).get("passed", True)]
+        pool = keeping or ok
+        best = min(pool, key=lambda c: c["metrics"]["latency_ms"]["p50"]) if pool else None
+        cells.append(_stage_cell(stage, best, base))
+    return '<div class="progression">' + '<span class="arrow">→</span>'.join(cells) + "</div>"
+
+
+def _stage_cell(stage: str, record: dict | None, base: dict | None) -> str:
+    if record is None or record["status"] != "ok":
+        return f'<div class="stage"><h3>{stage}</h3><p class="muted">nothing measured</p></div>'
+    m = record["metrics"]
+    speed = (record["ratios"] or {}).get("speedup")
+    acc = (m.get("accuracy") or {}).get("score")
+    lines = [f"<b>{escape(record['id'])}</b> ({escape(record['framework'])}, {escape(str(record['precision']))})",
+             f"p50 {m['latency_ms']['p50']:.3f} ms" + (f" · {speed:.2f}×" if speed else ""),
+             f"RSS {m['peak_rss_mb']:.0f} MB · {m['size_mb']:.1f} MB",
+             f"accuracy {acc:.4f}" if acc is not None else "accuracy n/a"]
+    return f'<div class="stage"><h3>{stage}</h3>' + "<br>".join(lines) + "</div>"
+
+
+def _num(value, digits=3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _candidates_table(report: dict, rows: list[dict]) -> str:
+    head = ("<tr><th>candidate</th><th>framework</th><th>precision</th><th>stage</th><th>p50 ms</th><th>p90 ms</th>"
+            "<th>p99 ms</th><th>peak RSS MB</th><th>size MB</th><th>accuracy</th><th>speedup</th><th>gates</th>"
+            "<th>figures</th></tr>")
+    body = []
+    for r in rows:
+        m = r["metrics"] or {}
+        lat = m.get("latency_ms") or {}
+        marks = ("★ " if r["id"] == report["selected"] else "") + ("◆ " if r["id"] in report.get("pareto_frontier", []) else "")
+        if r["status"] != "ok":
+            gates = f'<span class="badge fail">{escape(r["status"])}</span> {escape((r["error"] or "")[:160])}'
+        elif r["id"] == "baseline":
+            gates = "baseline"
+        else:
+            gates = " ".join(f'<span class="badge {"ok" if g["passed"] else "fail"}">{escape(n)} {_num(g["value"], 2)}</span>'
+                             for n, g in r["gates"].items())
+        cached = [k for k, v in (r.get("cached") or {}).items() if v]
+        figures = _badge(r["provenance"]) + (f' <span class="badge muted">cached: {", ".join(cached)}</span>' if cached else "")
+        body.append(
+            f'<tr id="row-{escape(r["id"])}" class="{r["status"]}"><td>{marks}{escape(r["id"])}</td><td>{escape(r["framework"])}</td>'
+            f'<td>{escape(str(r["precision"] or "–"))}</td><td>{escape(r["stage"])}</td><td>{_num(lat.get("p50"))}</td>'
+            f'<td>{_num(lat.get("p90"))}</td><td>{_num(lat.get("p99"))}</td><td>{_num(m.get("peak_rss_mb"), 0)}</td>'
+            f'<td>{_num(m.get("size_mb"), 1)}</td><td>{_num((m.get("accuracy") or {}).get("score"), 4)}</td>'
+            f'<td>{_num((r["ratios"] or {}).get("speedup"), 2)}</td><td>{gates}</td><td>{figures}</td></tr>')
+    return f'<table class="candidates">{head}{"".join(body)}</table><p class="hint">★ selected · ◆ on the Pareto frontier</p>'
+
+
+def _gates_table(report: dict) -> str:
+    policy = report["gate_policy"]
+    rows = [f"<tr><th>gate</th><th>threshold</th><th>what it reads</th></tr>",
+            f"<tr><td>accuracy_retained</td><td>≥ {policy['accuracy_retained']}</td><td>{escape(report['plan']['metric'])} "
+            "of the candidate relative to the baseline</td></tr>",
+            f"<tr><td>speedup</td><td>≥ {policy['speedup']}</td><td>baseline p50 latency / candidate p50 latency</td></tr>",
+            f"<tr><td>memory_cut</td><td>≥ {policy['memory_cut']}</td><td>1 − candidate / baseline {escape(policy['memory_basis'])}</td></tr>"]
+    return f'<p>Policy <b>{escape(policy["name"])}</b>: {escape(policy.get("description") or "")}</p><table>{"".join(rows)}</table>'
+
+
+def _plan_block(report: dict) -> str:
+    plan = report["plan"]
+    rejected = "".join(f"<li><b>{escape(r['framework'])}</b>: {escape(r['reason'])}</li>" for r in plan["rejected"])
+    steps = "".join(
+        f"<tr><td>{escape(s['id'])}</td><td>{escape(s['framework'])}</td><td>{escape(s['stage'])}</td><td>{escape(s['pass_name'])}</td>"
+        f"<td><code>{escape(json.dumps(s['config']))}</code></td><td>{escape(s['why'])}</td></tr>" for s in plan["steps"])
+    skipped = "".join(f"<li>{escape(s['id'])}: {escape(s['reason'])}</li>" for s in plan["skipped"])
+    return (f"<p><b>Framework:</b> {escape(plan['framework'])} — {escape(plan['framework_reason'])}</p>"
+            f"<p><b>Searched:</b> {escape(', '.join(plan['frameworks']))}; baseline run by {escape(plan['baseline_framework'])}"
+            f"; strategy {escape(plan['search']['strategy'])}</p>"
+            + (f"<p><b>Rejected:</b></p><ul>{rejected}</ul>" if rejected else "")
+            + f"<table><tr><th>step</th><th>framework</th><th>stage</th><th>pass</th><th>config</th><th>why</th></tr>{steps}</table>"
+            + (f"<p><b>Skipped by the plan:</b></p><ul>{skipped}</ul>" if skipped else ""))
+
+
+def _environment_block(report: dict) -> str:
+    env = report["environment"]
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(env["frameworks"].items())) or "–"
+    cache = report.get("cache") or {}
+    cache_line = (f"{sum(cache['hits'].values())} hits, {sum(cache['misses'].values())} misses"
+                  if cache.get("enabled") else "off")
+    search = report.get("search") or {}
+    return (f"<table><tr><td>build host CPU</td><td>{escape(env['build_host_cpu'])}</td></tr>"
+            f"<tr><td>platform</td><td>{escape(env['platform'])} · Python {escape(env['python'])}</td></tr>"
+            f"<tr><td>frameworks</td><td>{escape(versions)}</td></tr>"
+            f"<tr><td>executor</td><td>{escape(str(search.get('executor', '–')))} "
+            f"({escape(str(search.get('timing', '')))})</td></tr>"
+            f"<tr><td>cache</td><td>{escape(cache_line)}</td></tr>"
+            f"<tr><td>edgeopt</td><td>{escape(report['edgeopt_version'])} · built {escape(report['created'])} in "
+            f"{report['build_seconds']} s</td></tr></table>")
+
+
+_STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1200px;color:#1d232a;padding:0 16px}
+h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #dde;padding-bottom:4px}
+table{border-collapse:collapse;width:100%;font-size:13px}td,th{border-bottom:1px solid #eee;padding:4px 6px;text-align:left;vertical-align:top}
+tr.failed td,tr.skipped td{color:#777}tr.highlight td{background:#fff6c8}
+.badge{display:inline-block;border-radius:9px;padding:0 7px;font-size:11px;margin:1px;background:#eef}
+.badge.ok{background:#d9f2df;color:#135a25}.badge.warn{background:#fff0c2;color:#6d5200}.badge.fail{background:#fbdada;color:#7a1515}
+.badge.muted{background:#eceff3;color:#555}.verdict{padding:10px 12px;border-radius:6px;margin:8px 0}
+.verdict.pass{background:#e3f5e6}.verdict.fail{background:#fdeaea}.muted,.hint{color:#777;font-size:12px}
+.progression{display:flex;align-items:stretch;gap:6px;flex-wrap:wrap}.stage{border:1px solid #dde;border-radius:6px;padding:8px;min-width:170px;font-size:12px}
+.stage h3{margin:0 0 4px;font-size:13px;text-transform:uppercase;color:#557}.arrow{align-self:center;font-size:20px;color:#99a}
+#chart svg{background:#fbfcfe;border:1px solid #e3e6ee;border-radius:6px}#tooltip{position:fixed;background:#1d232a;color:#fff;padding:4px 8px;border-radius:4px;font-size:12px;pointer-events:none}
+.dot{display:inline-block;width:9px;height:9px;border-radius:50%;margin:0 3px 0 10px}.dot.frontier{background:#d1495b}.dot.pass{background:#2a9d4b}.dot.other{background:#7b8794}
+"""
+
+_SCRIPT = r"""
+(function () {
+  const errors = [];
+  window.addEventListener('error', e => { errors.push(String(e.message)); document.body.dataset.errors = errors.join(' | '); });
+  const data = JSON.parse(document.getElementById('edgeopt-data').textContent);
+  const chart = document.getElementById('chart'), tip = document.getElementById('tooltip');
+  const NS = 'http://www.w3.org/2000/svg', W = 760, H = 380, M = {l: 64, r: 16, t: 14, b: 44};
+  const labels = {latency: 'median latency (ms)', rss: 'peak RSS (MB)', size: 'size on disk (MB)'};
+  function el(name, attrs, parent) {
+    const node = document.createElementNS(NS, name);
+    for (const k in attrs) node.setAttribute(k, attrs[k]);
+    if (parent) parent.appendChild(node);
+    return node;
+  }
+  function range(values) {
+    let lo = Math.min(...values), hi = Math.max(...values);
+    if (lo === hi) { lo -= Math.abs(lo) * 0.05 || 1; hi += Math.abs(hi) * 0.05 || 1; }
+    const pad = (hi - lo) * 0.08; return [lo - pad, hi + pad];
+  }
+  function frontier2d(points, xKey) {
+    const better = (a, b) => data.higher_is_better ? a > b : a < b;
+    const sorted = points.slice().sort((a, b) => a[xKey] - b[xKey] || (better(a.accuracy, b.accuracy) ? -1 : 1));
+    const out = []; let best = null;
+    for (const p of sorted) if (best === null || better(p.accuracy, best)) { out.push(p); best = p.accuracy; }
+    return out;
+  }
+  function draw(xKey) {
+    chart.textContent = '';
+    const pts = data.points.filter(p => p[xKey] != null && p.accuracy != null);
+    const svg = el('svg', {width: W, height: H, viewBox: `0 0 ${W} ${H}`, id: 'pareto'}, chart);
+    if (!pts.length) { el('text', {x: 20, y: 30}, svg).textContent = 'no measured candidate to plot'; chart.dataset.rendered = '0'; return; }
+    const [x0, x1] = range(pts.map(p => p[xKey])), [y0, y1] = range(pts.map(p => p.accuracy));
+    const sx = v => M.l + (v - x0) / (x1 - x0) * (W - M.l - M.r), sy = v => H - M.b - (v - y0) / (y1 - y0) * (H - M.t - M.b);
+    for (let i = 0; i <= 4; i++) {
+      const xv = x0 + (x1 - x0) * i / 4, yv = y0 + (y1 - y0) * i / 4;
+      el('line', {x1: sx(xv), x2: sx(xv), y1: M.t, y2: H - M.b, stroke: '#e6e9f0'}, svg);
+      el('line', {x1: M.l, x2: W - M.r, y1: sy(yv), y2: sy(yv), stroke: '#e6e9f0'}, svg);
+      el('text', {x: sx(xv), y: H - M.b + 16, 'text-anchor': 'middle', 'font-size': 11}, svg).textContent = xv.toPrecision(3);
+      el('text', {x: M.l - 6, y: sy(yv) + 4, 'text-anchor': 'end', 'font-size': 11}, svg).textContent = yv.toPrecision(4);
+    }
+    el('text', {x: (W + M.l) / 2, y: H - 8, 'text-anchor': 'middle', 'font-size': 12}, svg).textContent = labels[xKey];
+    el('text', {x: 14, y: H / 2, transform: `rotate(-90 14 ${H / 2})`, 'text-anchor': 'middle', 'font-size': 12}, svg).textContent =
+      data.metric + (data.higher_is_better ? ' (higher is better)' : ' (lower is better)');
+    const front = frontier2d(pts, xKey);
+    el('polyline', {points: front.map(p => `${sx(p[xKey])},${sy(p.accuracy)}`).join(' '), fill: 'none', stroke: '#d1495b',
+                    'stroke-width': 1.5, 'stroke-dasharray': '4 3', class: 'frontier-line'}, svg);
+    for (const p of pts) {
+      const color = p.frontier ? '#d1495b' : (p.passed ? '#2a9d4b' : '#7b8794');
+      const c = el('circle', {cx: sx(p[xKey]), cy: sy(p.accuracy), r: p.id === data.selected ? 8 : 5.5, fill: color,
+                              stroke: p.id === 'baseline' ? '#1d232a' : '#fff', 'stroke-width': 1.5, class: 'point', 'data-id': p.id}, svg);
+      el('title', {}, c).textContent = p.id;
+      const text = `${p.id} · ${p.framework} ${p.precision} · p50 ${p.latency.toFixed(3)} ms · RSS ${p.rss.toFixed(0)} MB · ` +
+                   `${p.size.toFixed(1)} MB · ${data.metric} ${p.accuracy.toFixed(4)} · ${p.provenance}`;
+      c.addEventListener('mousemove', e => { tip.hidden = false; tip.textContent = text; tip.style.left = (e.clientX + 12) + 'px'; tip.style.top = (e.clientY + 12) + 'px'; });
+      c.addEventListener('mouseleave', () => { tip.hidden = true; });
+      c.addEventListener('click', () => {
+        document.querySelectorAll('tr.highlight').forEach(r => r.classList.remove('highlight'));
+        const row = document.getElementById('row-' + p.id);
+        if (row) { row.classList.add('highlight'); row.scrollIntoView({block: 'center'}); }
+      });
+      if (p.frontier || p.id === data.selected || p.id === 'baseline')
+        el('text', {x: sx(p[xKey]) + 8, y: sy(p.accuracy) - 8, 'font-size': 11, fill: '#333'}, svg).textContent = p.id;
+    }
+    chart.dataset.rendered = String(pts.length);
+  }
+  const select = document.getElementById('x-axis');
+  select.addEventListener('change', () => draw(select.value));
+  draw(select.value);
+})();
+"""
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{style}</style></head>
+<body>
+{body}
+<script type="application/json" id="edgeopt-data">{data}</script>
+<script>{script}</script>
+</body></html>
+"""
