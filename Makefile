@@ -11,22 +11,23 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
+# Debian packages the tests use: Fashion-MNIST (an example's data) and Chromium (report.html is rendered in it)
 system-deps:
-	@if [ ! -d /usr/share/datasets/fashion-mnist ]; then \
-		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) || \
-		echo "warning: could not install Debian's dataset-fashion-mnist (the Fashion-MNIST example needs it)"; fi
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] || ! command -v chromium >/dev/null; then \
+		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist chromium) || \
+		echo "warning: could not install Debian's dataset-fashion-mnist and chromium (an example and the HTML test need them)"; fi
 
 venv: $(BIN)/python
 
 demo: $(BIN)/python
-	$(PIP) install -q -e '.[onnx,hf,examples]'
+	$(PIP) install -q -e '.[onnx,hf,openvino,examples]'
 	@# exit 1 is a verdict (no candidate passed every gate), not a broken demo; anything else fails it
 	@$(BIN)/edgeopt build examples/minilm/manifest.yaml --target host; status=$$?; \
 	if [ $$status -eq 1 ]; then echo "demo complete: the build ran; exit status 1 = no candidate passed every gate on this machine"; \
 	elif [ $$status -ne 0 ]; then exit $$status; fi
 
 test: $(BIN)/python system-deps
-	$(PIP) install -q -e '.[onnx,hf,examples,dev]'
+	$(PIP) install -q -e '.[onnx,hf,openvino,examples,ray,dev]'
 	$(BIN)/python -m pytest
 
 # the quick loop: everything except the full example builds
@@ -34,7 +35,7 @@ test-fast: $(BIN)/python
 	$(BIN)/python -m pytest -m "not slow"
 
 benchmark: $(BIN)/python system-deps
-	$(PIP) install -q -e '.[onnx,hf,examples]'
+	$(PIP) install -q -e '.[onnx,hf,openvino,examples]'
 	$(BIN)/python benchmarks/run_examples.py
 
 clean:

@@ -41,6 +41,7 @@ class BuildResult:
     frontier: tuple[str, ...] = ()
     search: dict | None = None  # strategy, executor, what ran, why it stopped
     cache: dict | None = None
+    diagnosis: dict | None = None  # per-layer divergence of the candidate that lost most accuracy
 
 
 @dataclass(frozen=True)
@@ -89,9 +90,10 @@ class Builder:
         if selected is not None:
             self._copy_selected(selected)
         frontier = pareto_frontier([self.baseline, *self.records], self.higher_is_better)
+        diagnosis = self._diagnose()
         return BuildResult(self.plan, self.baseline, tuple(self.records), selected, self.out_dir,
                            time.perf_counter() - started, (*self.data.notes, *self.notes), tuple(frontier),
-                           search, self.cache.summary())
+                           search, self.cache.summary(), diagnosis)
 
     # -- data -------------------------------------------------------------------------------------
     def _prepare_data(self) -> _Data:
@@ -249,10 +251,18 @@ class Builder:
             "output_dir": str(self._step_dir(step.id) / "model"),
             "calibration_data": str(self.data.calibration) if step.needs_calibration else None,
             "source_path": str(resolve_path(self.manifest.model.path)) if step.input == "source" else None,
-            "extra": {"step": step.id, "task": self.manifest.model.task},
+            "validation_data": str(self.data.eval) if step.needs_validation else None,
+            "extra": {"step": step.id, "task": self.manifest.model.task, **self._validation_extra(step)},
             "import_paths": [self.manifest.base_dir],
         }
         return Job(request, str(self._step_dir(step.id) / "pass"), self.manifest.measure.timeout_s)
+
+    def _validation_extra(self, step: Step) -> dict:
+        if not step.needs_validation:
+            return {}
+        fidelity = self.manifest.evaluation.metric.name == "fidelity"
+        return {"metric": self.manifest.evaluation.metric.model_dump(mode="json"),
+                "reference_outputs": str(self._reference_outputs()) if fidelity else None}
 
     def _pass_key(self, step: Step, artifact: ModelArtifact | None) -> str:
         framework = step.pass_name.partition(".")[0]
@@ -262,6 +272,7 @@ class Builder:
             input_meta=artifact.model_dump(mode="json", exclude={"path", "lineage"}) if artifact else None,
             source=path_digest(resolve_path(self.manifest.model.path)) if step.input == "source" else None,
             calibration=self.data.digests["calibration"] if step.needs_calibration else None,
+            validation=self._validation_digest() if step.needs_validation else None,
             versions=self._versions(framework, artifact.framework if artifact else None),
             task=self.manifest.model.task, target=self.plan.target.id,
         )
@@ -366,6 +377,11 @@ class Builder:
             hooks=self._hook_digest(),
         )
 
+    def _validation_digest(self) -> dict:
+        reference = self._reference_outputs()
+        return {"eval": self.data.digests["eval"], "metric": self.manifest.evaluation.metric.model_dump(mode="json"),
+                "reference": path_digest(reference) if reference.exists() else None, "hooks": self._hook_digest()}
+
     def _hook_digest(self) -> str | None:
         # a decode or data hook beside the manifest changes what the metric means
         base = Path(self.manifest.base_dir)
@@ -446,6 +462,56 @@ class Builder:
                 f"the baseline's median latency moved {drift:.0%} between the start and the end of the build "
                 f"({first:.3f} → {second:.3f} ms): timings on this machine are noisy; speedups use the faster run")
         self.records = [self._gate(r) for r in self.records]
+
+    # -- diagnosis --------------------------------------------------------------------------------
+    DIAGNOSIS_SAMPLES = 8
+
+    def _diagnose(self) -> dict | None:
+        """When a candidate lost accuracy: which layers' outputs leave the float model's first and most,
+        for the candidate that lost the most. Layers are matched by name within one framework."""
+        measured = [r for r in self.records if r.status == "ok" and r.ratios.get("accuracy_retained") is not None]
+        if not measured:
+            return None
+        worst = min(measured, key=lambda r: r.ratios["accuracy_retained"])
+        if worst.ratios["accuracy_retained"] >= 0.999:
+            return None
+        reference_id, reference = self._float_reference(worst)
+        if reference is None:
+            return {"candidate": worst.id, "error": "no float model of the same framework to compare with"}
+        self.progress.step(worst.id, "diagnosing", f"layer outputs against {reference_id}")
+        request = {"op": "diagnose", "adapter": self.registry.entry(worst.framework).module,
+                   "artifact": self.artifacts[worst.id].model_dump(mode="json"),
+                   "reference": reference.model_dump(mode="json"), "eval_data": str(self.data.eval),
+                   "samples": self.DIAGNOSIS_SAMPLES, "import_paths": [self.manifest.base_dir]}
+        key = make_key("diagnosis", edgeopt=__version__, artifact=artifact_digest(self.artifacts[worst.id]),
+                       reference=artifact_digest(reference), data=self.data.digests["eval"],
+                       versions=self._versions(worst.framework), samples=self.DIAGNOSIS_SAMPLES)
+        result = self.cache.get_measurement(key)
+        if result is None:
+            outcome = run_job(Job(request, str(self._step_dir(worst.id) / "diagnose"), self.manifest.measure.timeout_s),
+                              self.env, self.python)
+            if outcome.error is not None:
+                return {"candidate": worst.id, "reference": reference_id, "error": outcome.error}
+            result = outcome.result
+            self.cache.put_measurement(key, result)
+        self.progress.step(worst.id, "done", "diagnosed")
+        return {"candidate": worst.id, "reference": reference_id,
+                "accuracy_retained": worst.ratios["accuracy_retained"], **result}
+
+    def _float_reference(self, record: CandidateRecord) -> tuple[str | None, ModelArtifact | None]:
+        """The float model the candidate was made from: the fp32 artifact of its own framework and format
+        that its lineage passes through, else the baseline when it has the same format."""
+        artifact = self.artifacts[record.id]
+        lineage = [entry.step for entry in artifact.lineage]
+        for step_id in reversed(lineage):
+            candidate = self.artifacts.get(step_id)
+            if (candidate is not None and step_id != record.id and candidate.precision == "fp32"
+                    and candidate.format == artifact.format and candidate.framework == artifact.framework):
+                return step_id, candidate
+        base = self.artifacts.get(self.plan.baseline)
+        if base is not None and base.format == artifact.format:
+            return "baseline", base
+        return None, None
 
     def _record_not_run(self, step: Step, status: str, error: str, input_id: str | None = None) -> None:
         self.progress.step(step.id, status, error)

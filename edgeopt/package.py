@@ -62,7 +62,8 @@ def write_package(build_dir: Path, registry: Registry, candidate: str | None = N
     record = records[chosen]
     adapter = registry.adapter(record["framework"])
     main = Path(record["model_path"])
-    artifact = ModelArtifact(path=str(main), framework=record["framework"], precision=record["precision"] or "fp32",
+    artifact = ModelArtifact(path=str(main), format=adapter.package_format, framework=record["framework"],
+                             precision=record["precision"] or "fp32",
                              runtime_config=record["runtime_config"],
                              files=tuple(str(Path(p).relative_to(main.parent)) for p in record["model_files"] if Path(p) != main))
     members = {f"model/{name}": path for name, path in adapter.package_files(artifact).items()}

@@ -22,6 +22,7 @@ class PassContext:
     output_dir: Path
     calibration_data: Path | None = None  # .npz of model inputs, present when the pass needs_calibration
     source_path: Path | None = None  # the manifest's model, for passes that export it
+    validation_data: Path | None = None  # .npz of evaluation inputs and labels, when the pass needs_validation
     extra: dict = field(default_factory=dict)
 
 
@@ -31,6 +32,7 @@ class Pass:
     name: ClassVar[str]
     Config: ClassVar[type[PassConfig]]
     needs_calibration: ClassVar[bool] = False
+    needs_validation: ClassVar[bool] = False  # evaluation data, the metric and the baseline's reference outputs
     cost: ClassVar[int] = 1  # 0: configuration only, 1: a quick rewrite, 3: calibration or export
     summary: ClassVar[str] = ""
 

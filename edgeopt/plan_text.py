@@ -27,14 +27,19 @@ def render_plan(plan: Plan, registry: Registry) -> str:
         lines.append(f"  rejected {rejected.framework}: {rejected.reason}")
     if t.frameworks.vendor_runtimes:
         lines.append(f"  vendor runtimes edgeopt does not drive: {', '.join(t.frameworks.vendor_runtimes)}")
-    lines += ["", f"baseline: {'the source model' if plan.baseline == 'source' else 'output of step ' + plan.baseline}",
+    if len(plan.frameworks) > 1:
+        lines.append(f"  searched: {', '.join(plan.frameworks)} (each measured the same way, against one baseline)")
+    lines += ["", f"baseline: {'the source model' if plan.baseline == 'source' else 'output of step ' + plan.baseline}"
+              f", run by {plan.baseline_framework}",
+              f"search: {plan.search.strategy}" + (f", at most {plan.search.max_candidates} candidates" if plan.search.max_candidates else "")
+              + (f", time budget {plan.search.time_budget_s:g} s" if plan.search.time_budget_s else ""),
               "", "steps:"]
     for number, step in enumerate(plan.steps, 1):
         config = ", ".join(f"{k}={v}" for k, v in step.config.items())
         source = {"source": "the source model", "@leader": "the best candidate so far that keeps accuracy"}.get(
             step.input, step.input)
         role = " [baseline]" if step.role == "baseline" else ""
-        lines.append(f"  {number:2}. {step.stage:10} {step.id:22} {step.pass_name}{role}")
+        lines.append(f"  {number:2}. {step.stage:10} {step.id:26} {step.pass_name}{role}")
         lines.append(f"      input: {source}" + (", needs calibration data" if step.needs_calibration else ""))
         if config:
             lines.append(f"      config: {config}")
@@ -52,7 +57,7 @@ def render_plan(plan: Plan, registry: Registry) -> str:
         "",
         "extras needed: " + ", ".join(plan.extras),
     ]
-    for name in sorted({plan.framework, *(s.pass_name.partition('.')[0] for s in plan.steps)}):
+    for name in sorted({*plan.frameworks, *(s.pass_name.partition('.')[0] for s in plan.steps)}):
         status = registry.availability.get(name)
         state = f"installed ({status.version})" if status and status.available else f"MISSING: {registry.entry(name).install}"
         lines.append(f"  {name}: {state}")

@@ -32,6 +32,7 @@ class Step(_Frozen):
     input: str  # "source", "@leader" (the best of this framework so far), or the id of an earlier step
     role: Literal["candidate", "baseline"]
     needs_calibration: bool
+    needs_validation: bool = False
     cost: int = 1  # relative effort of the pass; the cheap-first search runs low costs first
     why: str = ""
 
@@ -75,10 +76,13 @@ def plan(
 ) -> Plan:
     task = manifest.model.task
     framework, reason, rejected, searched = _choose_frameworks(target, task, recipes, registry, manifest)
-    baseline_framework = _baseline_framework(searched, recipes, manifest)
-    steps, skipped = _expand_steps(recipes, searched, baseline_framework, manifest, target, registry)
+    baseline_framework = _baseline_framework(searched, recipes, registry, manifest)
+    gates = effective_policy(manifest.gates, gate_policies)
+    symbols = {"cores": target.cores,
+               "accuracy_gate_drop": round(1 - gates.accuracy_retained, 6) if gates.accuracy_retained else 0.01}
+    steps, skipped = _expand_steps(recipes, searched, baseline_framework, manifest, symbols, registry)
     baseline = next((s.id for s in steps if s.role == "baseline"), "source")
-    adapters = sorted({*searched, *(s.pass_name.partition(".")[0] for s in steps)})
+    adapters = sorted({*searched, baseline_framework, *(s.pass_name.partition(".")[0] for s in steps)})
     extras = tuple(registry.entry(name).install for name in adapters)
     missing = tuple(registry.entry(name).install for name in adapters if not registry.is_available(name))
     on_device = target.detected
@@ -101,7 +105,7 @@ def plan(
         steps=tuple(steps),
         skipped=tuple(skipped),
         baseline=baseline,
-        gates=effective_policy(manifest.gates, gate_policies),
+        gates=gates,
         search=manifest.search,
         extras=extras,
         missing=missing,
@@ -152,7 +156,8 @@ def _choose_frameworks(target: Target, task: str, recipes: dict[str, Recipe], re
     else:
         reason += f"; {chosen} is first and fits task {task!r}"
     if len(searched) > 1:
-        reason += f"; {', '.join(searched[1:])} also fit{'s' if len(searched) == 2 else ''} and are searched beside it, measured the same way"
+        others = ", ".join(searched[1:])
+        reason += f"; {others} also fit{'s' if len(searched) == 2 else ''} and installed: searched beside it, measured the same way"
     for name in usable:
         if name not in searched:
             rejected.append(Rejected(framework=name, reason=f"not installed ({registry.entry(name).install})"))
@@ -160,18 +165,24 @@ def _choose_frameworks(target: Target, task: str, recipes: dict[str, Recipe], re
     return chosen, reason, rejected, searched
 
 
-def _baseline_framework(searched: list[str], recipes: dict[str, Recipe], manifest: Manifest) -> str:
-    """The runtime of the source model as the user has it: ONNX Runtime for ONNX when it is searched,
-    so every framework's candidates are compared against the same reference."""
-    for name in searched:
-        if any(e.role == "baseline" and e.when.admits(manifest.model.task, manifest.model.format)[0]
-               for stage in recipes[name].stages for e in stage.passes):
+def _baseline_framework(searched: list[str], recipes: dict[str, Recipe], registry: Registry, manifest: Manifest) -> str:
+    """The runtime of the source model as the user has it, the reference every ratio is taken against:
+    ONNX Runtime for graph models (its recipe also exports Hugging Face folders), whether or not its
+    own candidates are searched; else the first searched framework whose recipe makes a baseline."""
+    task, source = manifest.model.task, manifest.model.format
+    preferred = ["onnxruntime", *searched]
+    for name in dict.fromkeys(preferred):
+        entry = registry.entry(name)
+        if entry is None or not entry.implemented or task not in entry.tasks or name not in recipes:
+            continue
+        if name == "onnxruntime" or any(e.role == "baseline" and e.when.admits(task, source)[0]
+                                        for stage in recipes[name].stages for e in stage.passes):
             return name
-    return "onnxruntime" if "onnxruntime" in searched else searched[0]
+    return searched[0]
 
 
 def _expand_steps(recipes: dict[str, Recipe], searched: list[str], baseline_framework: str, manifest: Manifest,
-                  target: Target, registry: Registry):
+                  symbols: dict, registry: Registry):
     steps: list[Step] = []
     skipped: list[SkippedStep] = []
     baseline_id = "source"
@@ -191,12 +202,12 @@ def _expand_steps(recipes: dict[str, Recipe], searched: list[str], baseline_fram
                     continue
                 pass_class = registry.pass_class(entry.pass_name)
                 entry = entry.model_copy(update={
-                    "space": {k: list(dict.fromkeys(_resolve_symbol(v, target))) for k, v in entry.space.items()},
+                    "space": {k: list(dict.fromkeys(_resolve_symbol(v, symbols))) for k, v in entry.space.items()},
                 })
                 input_id = {"source": "source", "previous": previous, "convert": last_convert,
                             "baseline": baseline_id, "leader": "@leader"}[entry.input]
                 for step_id, raw_config in entry.expand():
-                    config = {k: _resolve_symbol(v, target) for k, v in raw_config.items()}
+                    config = {k: _resolve_symbol(v, symbols) for k, v in raw_config.items()}
                     try:
                         validated = pass_class.Config(**config)
                     except ValidationError as exc:
@@ -207,7 +218,8 @@ def _expand_steps(recipes: dict[str, Recipe], searched: list[str], baseline_fram
                     steps.append(Step(
                         id=step_id, framework=framework, stage=stage.name, pass_name=entry.pass_name,
                         config=validated.model_dump(mode="json"), input=input_id, role=entry.role,
-                        needs_calibration=pass_class.needs_calibration, cost=pass_class.cost, why=entry.why,
+                        needs_calibration=pass_class.needs_calibration, needs_validation=pass_class.needs_validation,
+                        cost=pass_class.cost, why=entry.why,
                     ))
                     previous = step_id
                 if role == "baseline":
@@ -221,12 +233,13 @@ def _expand_steps(recipes: dict[str, Recipe], searched: list[str], baseline_fram
     return steps, skipped
 
 
-def _resolve_symbol(value, target: Target):
-    # Recipes may say "cores" where a count should follow the target's CPU.
-    if value == "cores":
-        return target.cores
+def _resolve_symbol(value, symbols: dict):
+    # Recipes may name facts known only at plan time: "cores" (the target's CPU cores),
+    # "accuracy_gate_drop" (the relative accuracy drop the gate allows).
+    if isinstance(value, str) and value in symbols:
+        return symbols[value]
     if isinstance(value, list):
-        return [_resolve_symbol(v, target) for v in value]
+        return [_resolve_symbol(v, symbols) for v in value]
     return value
 
 

@@ -90,7 +90,7 @@ def default_registry() -> Registry:
             FrameworkEntry("onnxruntime", "ONNX Runtime", _GRAPH_TASKS, "edgeopt.frameworks.onnxruntime", "onnx"),
             FrameworkEntry("hf", "Hugging Face → ONNX export (torch dynamo)", _GRAPH_TASKS,
                            "edgeopt.frameworks.hf_export", "hf"),
-            FrameworkEntry("openvino", "OpenVINO + NNCF", _GRAPH_TASKS, extra="openvino", planned_in="issue #4"),
+            FrameworkEntry("openvino", "OpenVINO + NNCF", _GRAPH_TASKS, "edgeopt.frameworks.openvino", "openvino"),
             FrameworkEntry("gguf", "llama.cpp (GGUF)", ("causal-lm",), extra="gguf", planned_in="issue #5"),
             FrameworkEntry("mlx", "MLX", ("causal-lm",), extra="mlx", planned_in="issue #5"),
             FrameworkEntry("rknn", "RKNN-Toolkit2 (Rockchip NPU)", ("classification", "generic"), extra="rknn",

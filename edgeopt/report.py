@@ -41,6 +41,7 @@ def build_report(result: BuildResult, cpu_model: str, deployment_notes: list[str
         "pareto_frontier": list(result.frontier),
         "search": result.search,
         "cache": result.cache,
+        "diagnosis": result.diagnosis,
         "notes": [*plan.notes, *result.notes],
         "deployment_notes": list(deployment_notes),
         "build_seconds": round(result.seconds, 1),
@@ -145,6 +146,11 @@ def render_summary(report: dict) -> str:
     search, cache = report.get("search") or {}, report.get("cache") or {}
     if search.get("stopped"):
         footer.append(f"search: {search['stopped']}")
+    diagnosis = report.get("diagnosis")
+    if diagnosis and diagnosis.get("layers"):
+        worst = ", ".join(f"{l['layer']} (cosine {l['cosine']:.3f})" for l in diagnosis["layers"][:3])
+        footer.append(f"diagnosis: {diagnosis['candidate']} lost most accuracy; its most divergent layers vs "
+                      f"{diagnosis['reference']}: {worst} (report.html lists {len(diagnosis['layers'])})")
     if cache.get("enabled"):
         footer.append(f"cache: {sum(cache['hits'].values())} hits, {sum(cache['misses'].values())} misses ({cache['dir']})")
     if report["selected_dir"]:

@@ -43,6 +43,8 @@ def render_html(report: dict) -> str:
         _progression(report),
         "<h2>Candidates</h2>",
         _candidates_table(report, rows),
+        "<h2>Accuracy diagnosis</h2>",
+        _diagnosis_block(report),
         "<h2>Gates</h2>",
         _gates_table(report),
         "<h2>Plan</h2>",
@@ -145,6 +147,21 @@ def _candidates_table(report: dict, rows: list[dict]) -> str:
             f'<td>{_num(m.get("size_mb"), 1)}</td><td>{_num((m.get("accuracy") or {}).get("score"), 4)}</td>'
             f'<td>{_num((r["ratios"] or {}).get("speedup"), 2)}</td><td>{gates}</td><td>{figures}</td></tr>')
     return f'<table class="candidates">{head}{"".join(body)}</table><p class="hint">★ selected · ◆ on the Pareto frontier</p>'
+
+
+def _diagnosis_block(report: dict) -> str:
+    diagnosis = report.get("diagnosis")
+    if not diagnosis:
+        return '<p class="muted">No candidate lost accuracy: nothing to diagnose.</p>'
+    if diagnosis.get("error"):
+        return f"<p>Diagnosis of {escape(diagnosis['candidate'])} failed: {escape(diagnosis['error'])}</p>"
+    rows = "".join(f"<tr><td>{escape(l['layer'])}</td><td>{l['cosine']:.4f}</td><td>{l['relative_error']:.4f}</td></tr>"
+                   for l in diagnosis["layers"])
+    return (f"<p><b>{escape(diagnosis['candidate'])}</b> kept the least accuracy "
+            f"(retained {diagnosis['accuracy_retained']:.3f}). Its layer outputs against <b>{escape(diagnosis['reference'])}</b> "
+            f"on {diagnosis['samples']} evaluation samples, most divergent first ({diagnosis['compared_layers']} layers compared); "
+            "keeping the first of these in float (ignored scope, excluded nodes) is where to start.</p>"
+            f"<table><tr><th>layer</th><th>cosine</th><th>relative error</th></tr>{rows}</table>")
 
 
 def _gates_table(report: dict) -> str:

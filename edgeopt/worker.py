@@ -32,6 +32,7 @@ def run_pass(request: dict) -> dict:
         output_dir=Path(request["output_dir"]),
         calibration_data=Path(request["calibration_data"]) if request.get("calibration_data") else None,
         source_path=Path(request["source_path"]) if request.get("source_path") else None,
+        validation_data=Path(request["validation_data"]) if request.get("validation_data") else None,
         extra=request.get("extra", {}),
     )
     started = time.perf_counter()
@@ -121,7 +122,19 @@ def _peak_rss_mb() -> float:
     return peak / 1e6 if sys.platform == "darwin" else peak * 1024 / 1e6
 
 
-OPERATIONS = {"pass": run_pass, "measure": measure}
+def diagnose(request: dict) -> dict:
+    """Intermediate outputs of a candidate and of its float reference on the first samples, compared."""
+    from edgeopt.measure.diagnosis import compare_layers
+
+    adapter = importlib.import_module(request["adapter"]).ADAPTER
+    with np.load(request["eval_data"]) as data:
+        arrays = {k: data[k][: request["samples"]] for k in data.files if k != LABELS_KEY}
+    reference = adapter.layer_outputs(ModelArtifact(**request["reference"]), arrays)
+    candidate = adapter.layer_outputs(ModelArtifact(**request["artifact"]), arrays)
+    return {**compare_layers(reference, candidate, request.get("top", 15)), "samples": request["samples"]}
+
+
+OPERATIONS = {"pass": run_pass, "measure": measure, "diagnose": diagnose}
 
 
 def main(argv: list[str]) -> int:

@@ -21,15 +21,19 @@ def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
+def run_cli(*argv: str, environ: dict) -> CliResult:
+    """The CLI in-process, output captured, with exactly the environment given."""
+    out, err = io.StringIO(), io.StringIO()
+    status = main(list(argv), Environment(stdout=out, stderr=err, environ=environ))
+    return CliResult(status, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture
 def cli(cache_dir):
-    """Run the CLI in-process, capturing its output."""
+    """Run the CLI in-process, capturing its output; `environ` adds to a minimal environment."""
 
     def run(*argv: str, environ: dict | None = None) -> CliResult:
-        out, err = io.StringIO(), io.StringIO()
         base = {"PATH": "/usr/bin:/bin", "EDGEOPT_CACHE_DIR": str(cache_dir)}
-        env = Environment(stdout=out, stderr=err, environ={**base, **environ} if environ is not None else base)
-        status = main(list(argv), env)
-        return CliResult(status, out.getvalue(), err.getvalue())
+        return run_cli(*argv, environ={**base, **(environ or {})})
 
     return run

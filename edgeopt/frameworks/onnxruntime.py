@@ -303,6 +303,41 @@ class OnnxRuntimeAdapter:
     def size_bytes(self, artifact: ModelArtifact) -> int:
         return sum(os.path.getsize(p) for p in artifact.all_paths())
 
+    def layer_outputs(self, artifact: ModelArtifact, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every float tensor the graph computes, by name, sample by sample (graph optimizations off,
+        so tensors keep the names they have in the file)."""
+        import tempfile
+
+        import onnx
+
+        ort = _ort()
+        model = onnx.load(artifact.path)
+        known = {v.name: v for v in onnx.shape_inference.infer_shapes(model).graph.value_info}
+        existing = {o.name for o in model.graph.output}
+        floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
+        for node in model.graph.node:
+            for name in node.output:
+                info = known.get(name)
+                if info is not None and name not in existing and info.type.tensor_type.elem_type in floats:
+                    model.graph.output.append(info)
+                    existing.add(name)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.log_severity_level = 3
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / "all-outputs.onnx"
+            onnx.save(model, str(path))
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        inputs = [(i.name, i.type) for i in session.get_inputs()]
+        count = len(next(iter(arrays.values())))
+        collected: dict[str, list] = {name: [] for name in names}
+        for i in range(count):
+            values = session.run(None, {name: _cast(arrays[name][i:i + 1], kind) for name, kind in inputs})
+            for name, value in zip(names, values):
+                collected[name].append(np.asarray(value, dtype=np.float32))
+        return {name: np.stack(parts) for name, parts in collected.items() if len({p.shape for p in parts}) == 1}
+
     # -- packaging --------------------------------------------------------------------------------
     package_format = "onnx"
 

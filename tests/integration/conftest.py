@@ -28,18 +28,18 @@ def tiny_mlp(path: Path, seed: int = 0, opset: int = 17) -> None:
     onnx.save(model, str(path))
 
 
-@pytest.fixture
-def mlp_project(tmp_path: Path):
-    """Model, data labelled by the fp32 model itself, and a manifest with a short measurement budget."""
+def write_mlp_project(root: Path):
+    """Model, data labelled by the fp32 model itself, and a manifest with a short measurement budget;
+    returns a function that writes the manifest with some keys changed."""
     import onnxruntime
 
-    tiny_mlp(tmp_path / "mlp.onnx")
+    tiny_mlp(root / "mlp.onnx")
     rng = np.random.default_rng(1)
     x = rng.normal(size=(256, 64)).astype(np.float32)
-    session = onnxruntime.InferenceSession(str(tmp_path / "mlp.onnx"), providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(str(root / "mlp.onnx"), providers=["CPUExecutionProvider"])
     labels = session.run(None, {"x": x})[0].argmax(axis=1)
-    np.savez(tmp_path / "eval.npz", x=x[:128], labels=labels[:128])
-    np.savez(tmp_path / "calib.npz", x=x[128:], labels=labels[128:])
+    np.savez(root / "eval.npz", x=x[:128], labels=labels[:128])
+    np.savez(root / "calib.npz", x=x[128:], labels=labels[128:])
     manifest = {
         "name": "mlp",
         "model": {"path": "mlp.onnx", "format": "onnx", "task": "classification"},
@@ -49,8 +49,13 @@ def mlp_project(tmp_path: Path):
     }
 
     def write(**changes) -> Path:
-        path = tmp_path / "manifest.yaml"
+        path = root / "manifest.yaml"
         path.write_text(yaml.safe_dump({**manifest, **changes}))
         return path
 
     return write
+
+
+@pytest.fixture
+def mlp_project(tmp_path: Path):
+    return write_mlp_project(tmp_path)

