@@ -37,6 +37,8 @@ def run_example(name: str, work: Path, extra: list[str]) -> dict:
     example = ROOT / "examples" / name
     if name == "fashion-mnist" and not (example / "model" / "fashion_cnn.onnx").exists():
         subprocess.run([sys.executable, "train.py"], cwd=example, check=True)
+    if name == "smollm2" and not (example / "model" / "model.safetensors").exists():
+        subprocess.run([sys.executable, "prepare.py"], cwd=example, check=True)
     out = work / name
     cache = work / f"cache-{name}"
     shutil.rmtree(cache, ignore_errors=True)
@@ -54,14 +56,19 @@ def run_example(name: str, work: Path, extra: list[str]) -> dict:
         "frameworks": report["plan"]["frameworks"],
         "provenance": report["provenance"]["label"],
         "metric": report["plan"]["metric"],
-        "baseline": {"p50_ms": baseline["latency_ms"]["p50"], "peak_rss_mb": baseline["peak_rss_mb"],
-                     "size_mb": baseline["size_mb"], "score": baseline["accuracy"]["score"]},
+        "baseline": {"framework": report["baseline"]["framework"], "precision": report["baseline"]["precision"],
+                     "p50_ms": baseline["latency_ms"]["p50"], "peak_rss_mb": baseline["peak_rss_mb"],
+                     "size_mb": baseline["size_mb"], "score": baseline["accuracy"]["score"], "llm": baseline.get("llm")},
         "selected": report["selected"],
         "candidates": [
             {
                 "id": c["id"], "framework": c["framework"], "precision": c["precision"], "status": c["status"],
                 "error": c["error"],
                 "p50_ms": (c["metrics"] or {}).get("latency_ms", {}).get("p50") if c["metrics"] else None,
+                "peak_rss_mb": (c["metrics"] or {}).get("peak_rss_mb"),
+                "size_mb": (c["metrics"] or {}).get("size_mb"),
+                "score": ((c["metrics"] or {}).get("accuracy") or {}).get("score"),
+                "llm": (c["metrics"] or {}).get("llm"),
                 "speedup": c["ratios"].get("speedup"),
                 "peak_rss_cut": c["ratios"].get("peak_rss_cut"),
                 "size_cut": c["ratios"].get("size_cut"),

@@ -74,8 +74,8 @@ class Builder:
         started = time.perf_counter()
         self.started = started
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.data = self._prepare_data()
-        if self.manifest.model.format == "onnx":
+        self.data = self._prepare_text() if self.manifest.model.task == "causal-lm" else self._prepare_data()
+        if self.manifest.model.format in ("onnx", "gguf"):
             self.artifacts["source"] = self._source_artifact()
         if self.plan.baseline == "source":
             self.progress.step("baseline", "measuring", "the source model")
@@ -120,11 +120,22 @@ class Builder:
             notes=tuple(notes),
         )
 
+    def _prepare_text(self) -> _Data:
+        """Language models read the evaluation text themselves, with their own tokenizer."""
+        text = resolve_path(self.manifest.evaluation.data.path)
+        if not text.is_file():
+            raise ManifestError(self.manifest.name, "evaluation.data.path", f"{text} is not a text file")
+        spec = self.manifest.llm.model_dump(mode="json")
+        digests = {"eval": value_digest([path_digest(text), spec]), "timing": value_digest(spec), "calibration": None}
+        return _Data(eval=text, timing=text, calibration=text, digests=digests, notes=())
+
     def _source_artifact(self) -> ModelArtifact:
         path = resolve_path(self.manifest.model.path)
         if not path.is_file():
             raise ManifestError(self.manifest.name, "model.path", f"{path} is not a model file")
-        return ModelArtifact(path=str(path), framework=self.plan.baseline_framework, precision="fp32")
+        fmt = self.manifest.model.format
+        return ModelArtifact(path=str(path), format=fmt, framework=self.plan.baseline_framework,
+                             precision="fp32" if fmt == "onnx" else "as-given")
 
     # -- the search -------------------------------------------------------------------------------
     def _search(self) -> dict:
@@ -302,7 +313,7 @@ class Builder:
         for record_id, artifact, _, _ in items:
             baseline = record_id == "baseline"
             key = self._accuracy_key(artifact, baseline)
-            files = {"outputs.npy": self._reference_outputs()} if baseline else None
+            files = self._reference_files(baseline)
             cached = self.cache.get_measurement(key, files_to=files)
             if cached is not None:
                 results[record_id] = Outcome(result={**cached, "cached": True})
@@ -312,10 +323,16 @@ class Builder:
         outcomes = self.executor.run_all([job for *_, job in jobs]) if jobs else []
         for (record_id, key, baseline, _), outcome in zip(jobs, outcomes):
             if outcome.error is None:
-                files = {"outputs.npy": self._reference_outputs()} if baseline else None
+                files = self._reference_files(baseline)
                 self.cache.put_measurement(key, outcome.result, files)
             results[record_id] = outcome
         return results
+
+    def _reference_files(self, baseline: bool) -> dict[str, Path] | None:
+        # only fidelity compares candidates with the baseline's outputs; then they are part of its entry
+        if baseline and self.manifest.evaluation.metric.name == "fidelity":
+            return {"outputs.npy": self._reference_outputs()}
+        return None
 
     def _timing_run(self, record_id: str, artifact: ModelArtifact, use_cache: bool = True) -> Outcome:
         key = self._timing_key(artifact)
@@ -349,6 +366,8 @@ class Builder:
             "time_budget_s": spec.time_budget_s,
             "threads": spec.threads,
             "metric": metric.model_dump(mode="json"),
+            "llm": ({**self.manifest.llm.model_dump(mode="json"), "text": str(self.data.eval)}
+                    if self.manifest.model.task == "causal-lm" else None),
             "reference_outputs": str(self._reference_outputs()) if accuracy and not baseline and metric.name == "fidelity" else None,
             "save_outputs": str(self._reference_outputs()) if accuracy and baseline else None,
             "import_paths": [self.manifest.base_dir],
@@ -475,6 +494,9 @@ class Builder:
         worst = min(measured, key=lambda r: r.ratios["accuracy_retained"])
         if worst.ratios["accuracy_retained"] >= 0.999:
             return None
+        if not hasattr(self.registry.adapter(worst.framework), "layer_outputs"):
+            return {"candidate": worst.id, "error": f"{worst.framework} does not expose intermediate outputs "
+                    "(no per-layer diagnosis for this framework yet)"}
         reference_id, reference = self._float_reference(worst)
         if reference is None:
             return {"candidate": worst.id, "error": "no float model of the same framework to compare with"}

@@ -13,8 +13,8 @@ from edgeopt.errors import ManifestError
 from edgeopt.validation import validate_model
 from edgeopt.yamlio import load_yaml
 
-Task = Literal["classification", "embedding", "ocr", "regression", "generic"]
-SourceFormat = Literal["onnx", "hf-transformers", "sentence-transformers"]
+Task = Literal["classification", "embedding", "ocr", "regression", "generic", "causal-lm"]
+SourceFormat = Literal["onnx", "hf-transformers", "sentence-transformers", "gguf"]
 Precision = Literal["float32", "float16", "int64", "int32", "uint8", "int8", "bool"]
 
 
@@ -97,7 +97,7 @@ DataSource = Annotated[
     Union[NpzData, NpyData, ImageFolderData, TextLinesData, HookData], Field(discriminator="type")
 ]
 
-MetricName = Literal["top1", "fidelity", "mae", "cer"]
+MetricName = Literal["top1", "fidelity", "mae", "cer", "perplexity"]
 
 
 class MetricSpec(_Strict):
@@ -152,6 +152,19 @@ class PackageSpec(_Strict):
     notes: list[str] = Field(default_factory=list, description="pre/post-processing notes for whoever deploys it")
 
 
+class LlmSpec(_Strict):
+    """How a causal language model is measured (model.task: causal-lm)."""
+
+    context_length: int = Field(default=512, ge=16, description="tokens per perplexity window and the runtime context")
+    eval_tokens: int = Field(default=1024, ge=32, description="tokens of evaluation.data scored for perplexity")
+    prompts: list[str] = Field(
+        default_factory=lambda: ["Write a short note about the weather in spring.",
+                                 "Explain in two sentences what a compiler does."],
+        min_length=1, description="prompts timed for time to first token and tokens/s")
+    max_new_tokens: int = Field(default=32, ge=2, description="tokens generated per timed prompt (greedy)")
+    repeats: int = Field(default=2, ge=1, description="timed rounds over the prompts, after one warm-up round")
+
+
 class OutputSpec(_Strict):
     dir: str | None = Field(default=None, description="default: out/<target> beside the manifest")
 
@@ -170,6 +183,7 @@ class Manifest(_Strict):
     prefer: Literal["latency", "memory", "size", "accuracy"] = "latency"
     measure: MeasureSpec = MeasureSpec()
     search: SearchSpec = SearchSpec()
+    llm: LlmSpec = LlmSpec()
     package: PackageSpec = PackageSpec()
     output: OutputSpec = OutputSpec()
     base_dir: str = Field(default=".", description="set by the loader: the manifest's folder")
@@ -186,6 +200,13 @@ def load_manifest(path: str | Path) -> Manifest:
     manifest = validate_model(Manifest, {**data, "base_dir": str(base_dir)}, str(path), {"base_dir": base_dir})
     if manifest.evaluation.metric.name == "cer" and not manifest.evaluation.metric.decode:
         raise ManifestError(str(path), "evaluation.metric.decode", "cer needs a decode hook `module:function`")
+    language_model = manifest.model.task == "causal-lm"
+    if language_model and manifest.evaluation.metric.name != "perplexity":
+        raise ManifestError(str(path), "evaluation.metric.name", "a causal-lm is judged by perplexity", ["perplexity"])
+    if language_model and manifest.evaluation.data.type != "text":
+        raise ManifestError(str(path), "evaluation.data.type", "a causal-lm is evaluated on a text file", ["text"])
+    if not language_model and manifest.evaluation.metric.name == "perplexity":
+        raise ManifestError(str(path), "evaluation.metric.name", "perplexity is for model.task causal-lm")
     return manifest
 
 

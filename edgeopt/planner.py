@@ -92,6 +92,9 @@ def plan(
             f"Figures are measured on this build host, not on {target.name}: they are labelled measured-host. "
             "Relative gains (speedup, memory cut) on the device can differ, even in sign."
         )
+    if "mlx" in searched and not (on_device and target.vendor.lower() == "apple"):
+        notes.append("MLX runs on its CPU backend on this host: MLX figures describe that backend, "
+                     "not Apple silicon's GPU; they are labelled measured-host.")
     return Plan(
         manifest=manifest.name,
         task=task,
@@ -194,7 +197,10 @@ def _expand_steps(recipes: dict[str, Recipe], searched: list[str], baseline_fram
         previous = baseline_id
         for stage in recipe.stages:
             for entry in stage.passes:
-                if entry.role != role:
+                # another framework makes the shared baseline: this one's baseline step is then an
+                # ordinary candidate (its quantize steps still need what it makes)
+                promoted = role == "candidate" and entry.role == "baseline" and framework != baseline_framework
+                if entry.role != role and not promoted:
                     continue
                 admitted, why_not = entry.when.admits(manifest.model.task, manifest.model.format)
                 if not admitted:
@@ -217,7 +223,7 @@ def _expand_steps(recipes: dict[str, Recipe], searched: list[str], baseline_fram
                         ) from None
                     steps.append(Step(
                         id=step_id, framework=framework, stage=stage.name, pass_name=entry.pass_name,
-                        config=validated.model_dump(mode="json"), input=input_id, role=entry.role,
+                        config=validated.model_dump(mode="json"), input=input_id, role=role,
                         needs_calibration=pass_class.needs_calibration, needs_validation=pass_class.needs_validation,
                         cost=pass_class.cost, why=entry.why,
                     ))

@@ -79,6 +79,8 @@ def _candidate(record: CandidateRecord) -> dict:
             "threads": metrics.get("threads"),
             "accuracy": metrics.get("accuracy"),
             "peak_rss_with_eval_mb": metrics.get("peak_rss_with_eval_mb"),
+            "llm": metrics.get("llm"),  # language models: ttft_ms, prompt/generation tokens per second
+            "versions": metrics.get("versions"),
         } if metrics else None,
         "ratios": record.ratios,
         "gates": {name: {"passed": g.passed, "value": g.value, "threshold": g.threshold, "detail": g.detail}

@@ -45,6 +45,8 @@ def measure(request: dict) -> dict:
     versions = adapter.runtime_versions()  # imports the runtime: its own footprint is reported apart
     rss_runtime = _current_rss_mb()
     artifact = ModelArtifact(**request["artifact"])
+    if hasattr(adapter, "measure_llm"):  # language models: perplexity and tokens/s, measured by the runtime itself
+        return _measure_language_model(adapter, artifact, request, versions, rss_runtime)
     started = time.perf_counter()
     session = adapter.load(artifact, request.get("threads"))
     load_s = time.perf_counter() - started
@@ -61,6 +63,20 @@ def measure(request: dict) -> dict:
         result["peak_rss_mb"] = _peak_rss_mb()
     if request.get("evaluate_accuracy", True):
         result["accuracy"] = _accuracy(session, request)
+        result["peak_rss_with_eval_mb"] = _peak_rss_mb()
+    return result
+
+
+def _measure_language_model(adapter, artifact: ModelArtifact, request: dict, versions: dict, rss_runtime) -> dict:
+    timing, accuracy = request.get("timing", True), request.get("evaluate_accuracy", True)
+    started = time.perf_counter()
+    result = adapter.measure_llm(artifact, request["llm"], request.get("threads"), timing, accuracy)
+    result.update({"seconds": time.perf_counter() - started, "runtime_import_rss_mb": rss_runtime,
+                   "size_mb": adapter.size_bytes(artifact) / 1e6, "versions": versions})
+    result.setdefault("threads", request.get("threads"))
+    if timing:
+        result["peak_rss_mb"] = _peak_rss_mb()
+    if accuracy:
         result["peak_rss_with_eval_mb"] = _peak_rss_mb()
     return result
 

@@ -9,8 +9,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from edgeopt.artifact import LineageEntry, ModelArtifact
-from edgeopt.frameworks.common import fresh_dir, probe_distribution
+from edgeopt.artifact import ModelArtifact
+from edgeopt.frameworks.common import fresh_dir, lineage_entry, probe_distribution
 from edgeopt.passes import Pass, PassConfig, PassContext
 
 INSTALL = "pip install 'edgeopt[hf]'"
@@ -62,9 +62,8 @@ class ExportOnnx(Pass):
             raise ValueError(f"exported model differs from the source by {error:.2e} (limit {config.max_abs_error:.0e})")
         notes = {"head": head, "max_abs_error_vs_torch": float(error), "checked_samples": count,
                  "torch": torch.__version__, "transformers": transformers.__version__}
-        entry = LineageEntry(step=context.extra["step"], pass_name=f"hf.{self.name}",
-                             config=config.model_dump(mode="json"), notes=notes)
-        return ModelArtifact(path=str(out), framework="onnxruntime", precision="fp32", lineage=(entry,))
+        return ModelArtifact(path=str(out), framework="onnxruntime", precision="fp32",
+                             lineage=(lineage_entry(context, f"hf.{self.name}", config, notes),))
 
 
 def _wrap(source: Path, head: str, torch, transformers):

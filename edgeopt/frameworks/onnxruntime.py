@@ -9,8 +9,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from edgeopt.artifact import LineageEntry, ModelArtifact
-from edgeopt.frameworks.common import fresh_dir, probe_distribution
+from edgeopt.artifact import ModelArtifact
+from edgeopt.frameworks.common import files_beside, fresh_dir, lineage_entry, probe_distribution, with_runtime_settings
 from edgeopt.passes import Pass, PassConfig, PassContext
 
 MODEL_FILE = "model.onnx"
@@ -30,12 +30,11 @@ def _ort():
     return onnxruntime
 
 
-def _derive(artifact: ModelArtifact, path: Path, step: str, pass_name: str, config: PassConfig,
-            precision: str | None = None, notes: dict | None = None, **changes) -> ModelArtifact:
-    entry = LineageEntry(step=step, pass_name=pass_name, config=config.model_dump(mode="json"), notes=notes or {})
+def _derive(artifact: ModelArtifact, path: Path, context: PassContext, pass_name: str, config: PassConfig,
+            precision: str | None = None, notes: dict | None = None) -> ModelArtifact:
     return artifact.model_copy(update={
-        "path": str(path), "precision": precision or artifact.precision,
-        "lineage": (*artifact.lineage, entry), **changes,
+        "path": str(path), "files": (), "precision": precision or artifact.precision,
+        "lineage": (*artifact.lineage, lineage_entry(context, pass_name, config, notes)),
     })
 
 
@@ -57,7 +56,7 @@ class Optimize(Pass):
         options.optimized_model_filepath = str(out)
         options.log_severity_level = 3
         ort.InferenceSession(artifact.path, options, providers=["CPUExecutionProvider"])
-        return _derive(artifact, out, context.extra["step"], f"onnxruntime.{self.name}", config)
+        return _derive(artifact, out, context, f"onnxruntime.{self.name}", config)
 
 
 QuantOp = Literal["MatMul", "Gemm", "Conv", "Attention", "LSTM", "Gather", "Add", "Mul"]
@@ -92,7 +91,7 @@ class QuantizeDynamic(Pass):
             # activation x activation MatMuls (attention scores) lose too much when quantized on the fly
             extra_options={"MatMulConstBOnly": True},
         )
-        return _derive(artifact, out, context.extra["step"], f"onnxruntime.{self.name}", config,
+        return _derive(artifact, out, context, f"onnxruntime.{self.name}", config,
                        precision=self.precision(config, artifact.precision),
                        notes=_count_quantized(out))
 
@@ -151,7 +150,7 @@ class QuantizeStatic(Pass):
         )
         for stray in [*out_dir.glob("*augmented*"), out_dir / "opset13.onnx"]:
             stray.unlink(missing_ok=True)
-        return _derive(artifact, out, context.extra["step"], f"onnxruntime.{self.name}", config,
+        return _derive(artifact, out, context, f"onnxruntime.{self.name}", config,
                        precision=self.precision(config, artifact.precision),
                        notes={"calibration_samples": len(samples), **_count_quantized(out)})
 
@@ -180,7 +179,7 @@ class Fp16(Pass):
             op_block_list=list(config.op_block_list) or None,
         )
         onnx.save(model, str(out))
-        return _derive(artifact, out, context.extra["step"], f"onnxruntime.{self.name}", config,
+        return _derive(artifact, out, context, f"onnxruntime.{self.name}", config,
                        precision=self.precision(config, artifact.precision))
 
 
@@ -200,9 +199,7 @@ class Session(Pass):
     summary = "runtime configuration (threads, memory arena, optimization level); the model file is unchanged"
 
     def apply(self, config: SessionConfig, artifact: ModelArtifact, context: PassContext) -> ModelArtifact:
-        runtime = {k: v for k, v in config.model_dump().items() if v is not None}
-        return _derive(artifact, Path(artifact.path), context.extra["step"], f"onnxruntime.{self.name}", config,
-                       runtime_config=runtime)
+        return with_runtime_settings(artifact, config, context, f"onnxruntime.{self.name}")
 
 
 def _with_min_opset(path: str, opset: int, scratch: Path) -> str:
@@ -342,8 +339,7 @@ class OnnxRuntimeAdapter:
     package_format = "onnx"
 
     def package_files(self, artifact: ModelArtifact) -> dict[str, Path]:
-        main = Path(artifact.path)
-        return {str(p.relative_to(main.parent)): p for p in artifact.all_paths()}
+        return files_beside(artifact)
 
     def package_entry(self, artifact: ModelArtifact) -> str:
         return Path(artifact.path).name

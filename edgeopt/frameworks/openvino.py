@@ -11,8 +11,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from edgeopt.artifact import LineageEntry, ModelArtifact
-from edgeopt.frameworks.common import fresh_dir, probe_distribution
+from edgeopt.artifact import ModelArtifact
+from edgeopt.frameworks.common import files_beside, fresh_dir, lineage_entry, probe_distribution, with_runtime_settings
 from edgeopt.passes import Pass, PassConfig, PassContext
 
 INSTALL = "pip install 'edgeopt[openvino]'"
@@ -53,11 +53,10 @@ def _nncf():
     return nncf
 
 
-def _ir_artifact(source: ModelArtifact, xml: Path, step: str, pass_name: str, config: PassConfig,
-                 precision: str, notes: dict | None = None, runtime_config: dict | None = None) -> ModelArtifact:
-    entry = LineageEntry(step=step, pass_name=pass_name, config=config.model_dump(mode="json"), notes=notes or {})
+def _ir_artifact(source: ModelArtifact, xml: Path, context: PassContext, pass_name: str, config: PassConfig,
+                 precision: str, notes: dict | None = None) -> ModelArtifact:
     return ModelArtifact(path=str(xml), files=(MODEL_BIN,), format="openvino-ir", framework="openvino",
-                         precision=precision, runtime_config=runtime_config or {}, lineage=(*source.lineage, entry))
+                         precision=precision, lineage=(*source.lineage, lineage_entry(context, pass_name, config, notes)))
 
 
 def _save(model, folder: Path, compress_to_fp16: bool = False) -> Path:
@@ -83,7 +82,7 @@ class Convert(Pass):
             raise ValueError(f"openvino.convert takes an ONNX model, got {artifact.format}")
         model = ov.convert_model(artifact.path)
         xml = _save(model, context.output_dir, config.compress_to_fp16)
-        return _ir_artifact(artifact, xml, context.extra["step"], f"openvino.{self.name}", config,
+        return _ir_artifact(artifact, xml, context, f"openvino.{self.name}", config,
                             "fp16-weights" if config.compress_to_fp16 else "fp32")
 
 
@@ -116,7 +115,7 @@ class Quantize(Pass):
         samples = _feeds(context.calibration_data, model)
         quantized = nncf.quantize(model, nncf.Dataset(samples), **_quantize_options(nncf, config, context, len(samples)))
         xml = _save(quantized, context.output_dir)
-        return _ir_artifact(artifact, xml, context.extra["step"], f"openvino.{self.name}", config, "int8",
+        return _ir_artifact(artifact, xml, context, f"openvino.{self.name}", config, "int8",
                             notes={"calibration_samples": min(len(samples), config.subset_size),
                                    **_count_fake_quantize(quantized)})
 
@@ -197,7 +196,7 @@ class QuantizeWithAccuracyControl(Pass):
                     max_num_iterations=config.max_num_iterations), **options)
         reverted, completion = _reverted_operations(log)
         xml = _save(quantized, context.output_dir)
-        return _ir_artifact(artifact, xml, context.extra["step"], f"openvino.{self.name}", config, "int8-mixed",
+        return _ir_artifact(artifact, xml, context, f"openvino.{self.name}", config, "int8-mixed",
                             notes={"reverted_to_float": reverted, "reverted_count": len(reverted),
                                    "nncf": completion, "max_drop": drop, "drop_type": drop_type.value,
                                    **_count_fake_quantize(quantized)})
@@ -223,7 +222,7 @@ class CompressWeights(Pass):
             options["all_layers"] = config.all_layers
         compressed = nncf.compress_weights(_read(artifact), **options)
         xml = _save(compressed, context.output_dir)
-        return _ir_artifact(artifact, xml, context.extra["step"], f"openvino.{self.name}", config,
+        return _ir_artifact(artifact, xml, context, f"openvino.{self.name}", config,
                             f"{config.mode.split('_')[0]}-weights")
 
 
@@ -240,10 +239,7 @@ class Runtime(Pass):
     summary = "OpenVINO runtime configuration (performance hint, threads, streams); the IR is unchanged"
 
     def apply(self, config: RuntimeConfig, artifact: ModelArtifact, context: PassContext) -> ModelArtifact:
-        entry = LineageEntry(step=context.extra["step"], pass_name=f"openvino.{self.name}",
-                             config=config.model_dump(mode="json"))
-        runtime = {k: v for k, v in config.model_dump().items() if v is not None}
-        return artifact.model_copy(update={"runtime_config": runtime, "lineage": (*artifact.lineage, entry)})
+        return with_runtime_settings(artifact, config, context, f"openvino.{self.name}")
 
 
 # -- helpers ------------------------------------------------------------------------------------------
@@ -390,8 +386,7 @@ class OpenVinoAdapter:
 
     # -- packaging --------------------------------------------------------------------------------
     def package_files(self, artifact: ModelArtifact) -> dict[str, Path]:
-        main = Path(artifact.path)
-        return {str(p.relative_to(main.parent)): p for p in artifact.all_paths()}
+        return files_beside(artifact)
 
     def package_entry(self, artifact: ModelArtifact) -> str:
         return Path(artifact.path).name

@@ -6,7 +6,7 @@ import importlib
 
 import numpy as np
 
-HIGHER_IS_BETTER = {"top1": True, "fidelity": True, "mae": False, "cer": False}
+HIGHER_IS_BETTER = {"top1": True, "fidelity": True, "mae": False, "cer": False, "perplexity": False}
 
 
 def top1(outputs: np.ndarray, labels: np.ndarray) -> dict:

@@ -44,7 +44,7 @@ def test_build_measures_every_stage_and_writes_the_documented_report(cli, mlp_pr
     assert by_id["int8-dynamic"]["ratios"]["accuracy_retained"] > 0.9
     assert by_id["int8-static"]["lineage"][-1]["notes"]["calibration_samples"] == 32
     assert by_id["fp16"]["metrics"]["size_mb"] < 0.6 * baseline["metrics"]["size_mb"]
-    tuned = [c for c in measured if c["stage"] == "accelerate"]
+    tuned = [c for c in measured if c["stage"] == "accelerate" and c["framework"] == "onnxruntime"]
     assert tuned
     for c in tuned:  # ids say the thread count: tuned-iot<N>-ema<on|off>
         assert c["runtime_config"]["intra_op_threads"] == int(c["id"].split("-iot")[1].split("-")[0])

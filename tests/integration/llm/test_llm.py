@@ -1,0 +1,99 @@
+"""Language models: GGUF with the real llama.cpp (llama-cpp-python, gguf-py) and MLX on its CPU backend."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgeopt.errors import ExitStatus
+
+
+def report_of(out: Path) -> dict:
+    return json.loads((out / "report.json").read_text())
+
+
+@pytest.mark.gguf
+def test_gguf_build_writes_f16_quantizes_and_measures_perplexity_and_speed(cli, llm_manifest, tmp_path):
+    pytest.importorskip("llama_cpp")
+    pytest.importorskip("gguf")
+    out = tmp_path / "out"
+    result = cli("build", str(llm_manifest()), "--target", "rk3566", "--out", str(out), "--quiet")
+    assert result.status in (ExitStatus.OK, ExitStatus.GATES_FAILED), result.stderr
+    report = report_of(out)
+    assert report["plan"]["frameworks"] == ["gguf"] and report["provenance"]["label"] == "measured-host"
+    baseline = report["baseline"]
+    assert baseline["status"] == "ok", baseline["error"]
+    assert baseline["precision"] == "f16" and baseline["lineage"][0]["pass_name"] == "gguf.convert_hf"
+    ppl = baseline["metrics"]["accuracy"]["perplexity"]
+    assert 1 < ppl < 5000  # random weights over a 512-token vocabulary: near the vocabulary size, finite
+    by_id = {c["id"]: c for c in report["candidates"]}
+    for step in ("gguf-q8_0", "gguf-q5_k_m", "gguf-q4_k_m"):
+        c = by_id[step]
+        assert c["status"] == "ok", c["error"]
+        m = c["metrics"]
+        assert m["accuracy"]["tokens_scored"] > 100 and m["llm"]["generation_tokens_per_s"] > 0
+        assert m["llm"]["ttft_ms"] > 0 and m["peak_rss_mb"] > 0
+        assert m["size_mb"] < baseline["metrics"]["size_mb"]
+    # 64-wide rows cannot take K-quants (256 per block): every such tensor falls back, and says so
+    k_quant = by_id["gguf-q4_k_m"]["lineage"][-1]["notes"]
+    assert k_quant["fallbacks"] > 0 and k_quant["fallback_tensors"][0]["row"] % 256 != 0
+    assert by_id["gguf-q8_0"]["lineage"][-1]["notes"]["fallbacks"] == 0
+    assert report["gate_policy"]["name"] == "llm"
+
+
+@pytest.mark.gguf
+def test_a_gguf_package_keeps_the_tokenizer_and_runs(cli, llm_manifest, tmp_path):
+    pytest.importorskip("llama_cpp")
+    out = tmp_path / "out"
+    cli("build", str(llm_manifest(search={"max_candidates": 1})), "--target", "rk3566", "--out", str(out), "--quiet")
+    packaged = cli("package", str(out), "--candidate", "gguf-q8_0")
+    assert packaged.status == ExitStatus.OK, packaged.stderr
+    verified = cli("verify", packaged.stdout.strip())
+    assert verified.status == ExitStatus.OK, verified.stderr
+    assert "generated" in verified.stdout
+    import tarfile
+
+    with tarfile.open(packaged.stdout.strip()) as tar:
+        descriptor = json.load(tar.extractfile("edgeopt-artifact.json"))
+    assert descriptor["io"]["tokenizer"] == "gpt2" and descriptor["io"]["architecture"] == "llama"
+
+
+@pytest.mark.mlx
+def test_mlx_build_for_apple_is_measured_on_the_cpu_backend_and_says_so(cli, llm_manifest, tmp_path):
+    pytest.importorskip("mlx_lm")
+    out = tmp_path / "out"
+    manifest = llm_manifest(search={"frameworks": ["mlx"]})
+    result = cli("build", str(manifest), "--target", "apple-m2", "--out", str(out), "--quiet")
+    assert result.status in (ExitStatus.OK, ExitStatus.GATES_FAILED), result.stderr
+    report = report_of(out)
+    assert report["provenance"]["label"] == "measured-host"
+    assert any("CPU backend" in note for note in report["notes"])
+    assert report["baseline"]["status"] == "ok" and report["baseline"]["framework"] == "mlx"
+    assert "cpu" in report["baseline"]["metrics"]["versions"]["mlx_device"].lower()
+    by_id = {c["id"]: c for c in report["candidates"]}
+    for step in ("mlx-q-b8-gs64", "mlx-q-b4-gs64"):
+        c = by_id[step]
+        assert c["status"] == "ok", c["error"]
+        assert c["metrics"]["accuracy"]["perplexity"] > 1 and c["metrics"]["llm"]["generation_tokens_per_s"] > 0
+        assert c["lineage"][-1]["notes"]["unquantized_layers"] == 0
+    # the 64-wide layers cannot be split into groups of 128: left in float, and reported
+    coarse = by_id["mlx-q4-gs-gs128"]["lineage"][-1]["notes"]
+    assert coarse["unquantized_layers"] > 0 and coarse["unquantized"]
+
+
+def test_a_causal_lm_manifest_must_use_perplexity_on_text(cli, llm_manifest):
+    bad = llm_manifest(evaluation={"data": {"type": "text", "path": "/usr/share/common-licenses/GPL-3"},
+                                   "metric": {"name": "top1"}})
+    result = cli("plan", str(bad), "--target", "rk3566")
+    assert result.status == ExitStatus.USAGE and "perplexity" in result.stderr
+
+
+def test_the_planner_sends_llms_to_gguf_on_arm_and_mlx_then_gguf_on_apple(cli, llm_manifest):
+    arm = json.loads(cli("plan", str(llm_manifest()), "--target", "rk3566", "--json").stdout)
+    assert arm["framework"] == "gguf" and arm["baseline"] == "gguf-f16"
+    apple = json.loads(cli("plan", str(llm_manifest()), "--target", "apple-m2", "--json").stdout)
+    installed = apple["frameworks"]
+    if installed == ["mlx", "gguf"]:
+        ids = {s["id"]: s for s in apple["steps"]}
+        assert apple["baseline"] == "mlx-f16" and ids["gguf-f16"]["role"] == "candidate"
+        assert ids["gguf-q4_k_m"]["input"] == "gguf-f16"
