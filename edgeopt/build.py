@@ -180,7 +180,7 @@ class Builder:
                     stop_reason = f"the cheap-first search stopped once {passing.id} passed every gate"
         return {"strategy": spec.strategy, "executor": self.executor.name, "parallelism": self.executor.parallelism,
                 "candidates_started": started_candidates, "stopped": stop_reason,
-                "timing": "one candidate at a time, in this process's machine; passes and accuracy runs may overlap"}
+                "timing": "one candidate at a time, on the machine running the build; passes and accuracy runs may overlap"}
 
     def _budget_spent(self, started_candidates: int) -> str | None:
         spec = self.plan.search

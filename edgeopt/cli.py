@@ -186,6 +186,9 @@ def _cmd_build(args, env: Environment) -> ExitStatus:
         print(f"report: {path}\nhtml report: {html}", file=env.stdout)
         if archive:
             print(f"package: {archive}", file=env.stdout)
+        elif args.package:
+            print("package: not written, no candidate passed every gate "
+                  f"(`edgeopt package {result.out_dir} --candidate ID` packages one anyway)", file=env.stdout)
     return status
 
 
