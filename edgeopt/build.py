@@ -369,7 +369,7 @@ class Builder:
             "llm": ({**self.manifest.llm.model_dump(mode="json"), "text": str(self.data.eval)}
                     if self.manifest.model.task == "causal-lm" else None),
             "reference_outputs": str(self._reference_outputs()) if accuracy and not baseline and metric.name == "fidelity" else None,
-            "save_outputs": str(self._reference_outputs()) if accuracy and baseline else None,
+            "save_outputs": str(self._reference_outputs()) if accuracy and baseline and metric.name == "fidelity" else None,
             "import_paths": [self.manifest.base_dir],
         }
         return Job(request, str(self._step_dir(record_id) / kind), spec.timeout_s)
@@ -398,8 +398,10 @@ class Builder:
 
     def _validation_digest(self) -> dict:
         reference = self._reference_outputs()
+        fidelity = self.manifest.evaluation.metric.name == "fidelity"  # the only metric that reads them
         return {"eval": self.data.digests["eval"], "metric": self.manifest.evaluation.metric.model_dump(mode="json"),
-                "reference": path_digest(reference) if reference.exists() else None, "hooks": self._hook_digest()}
+                "reference": path_digest(reference) if fidelity and reference.exists() else None,
+                "hooks": self._hook_digest()}
 
     def _hook_digest(self) -> str | None:
         # a decode or data hook beside the manifest changes what the metric means

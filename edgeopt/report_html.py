@@ -166,7 +166,7 @@ def _diagnosis_block(report: dict) -> str:
 
 def _gates_table(report: dict) -> str:
     policy = report["gate_policy"]
-    rows = [f"<tr><th>gate</th><th>threshold</th><th>what it reads</th></tr>",
+    rows = ["<tr><th>gate</th><th>threshold</th><th>what it reads</th></tr>",
             f"<tr><td>accuracy_retained</td><td>≥ {policy['accuracy_retained']}</td><td>{escape(report['plan']['metric'])} "
             "of the candidate relative to the baseline</td></tr>",
             f"<tr><td>speedup</td><td>≥ {policy['speedup']}</td><td>baseline p50 latency / candidate p50 latency</td></tr>",

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from edgeopt.errors import ExitStatus
+from tests.integration.browser import CHROMIUM, render
 
 pytestmark = [pytest.mark.slow, pytest.mark.onnxruntime]
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -32,6 +33,10 @@ def rebuild_and_ship(cli, name: str, out: Path, first: dict, python: str) -> Non
     assert again["cache"]["misses"] == {"pass": 0, "measure": 0}
     assert [c["id"] for c in again["candidates"]] == [c["id"] for c in first["candidates"]]
     assert "<h2>Pareto frontier</h2>" in (out / "report.html").read_text()
+    if CHROMIUM:  # the real report, drawn in a browser: every measured candidate plotted, no script error
+        dom, console = render(out / "report.html", out / "chromium")
+        measured = sum(c["status"] == "ok" for c in [first["baseline"], *first["candidates"]])
+        assert f'data-rendered="{measured}"' in dom and 'class="frontier-line"' in dom and not console
     # the fastest ONNX Runtime candidate: its example must run where only onnxruntime is installed
     best = min((c for c in first["candidates"] if c["status"] == "ok" and c["framework"] == "onnxruntime"),
                key=lambda c: c["metrics"]["latency_ms"]["p50"])["id"]

@@ -2,21 +2,18 @@
 
 import json
 import re
-import shutil
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
 from edgeopt.errors import ExitStatus
+from tests.integration.browser import CHROMIUM, render
 
 pytestmark = pytest.mark.onnxruntime
 pytest.importorskip("onnxruntime")
 
 LENIENT = {"accuracy_retained": 0.5, "speedup": 0.01, "memory_cut": -10.0}
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture
@@ -28,14 +25,6 @@ def built(cli, mlp_project, tmp_path):
     return out
 
 
-def headless(url: str, *flags: str, user_dir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={user_dir}", "--enable-logging=stderr", "--v=0", "--virtual-time-budget=3000", *flags, url],
-        capture_output=True, text=True, timeout=120)
-
-
 @pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (make system-deps installs it)")
 def test_report_html_renders_offline_in_headless_chromium_with_the_frontier(built, tmp_path):
@@ -43,15 +32,12 @@ def test_report_html_renders_offline_in_headless_chromium_with_the_frontier(buil
     html = page.read_text()
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=\"?https?:", html)  # nothing fetched: opens offline
     report = json.loads((built / "report.json").read_text())
-    run = headless(page.as_uri(), "--dump-dom", user_dir=tmp_path / "chromium")
-    assert run.returncode == 0, run.stderr[-2000:]
-    dom = run.stdout
+    dom, console = render(page, tmp_path / "chromium")
     measured = sum(c["status"] == "ok" for c in [report["baseline"], *report["candidates"]])
     assert f'data-rendered="{measured}"' in dom  # the script ran and plotted every measured candidate
     assert dom.count('class="point"') == measured
     assert 'class="frontier-line"' in dom
     assert "data-errors" not in dom
-    console = [line for line in run.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert not console, console
     for section in ("Pareto frontier", "Progression", "Candidates", "Gates", "Plan", "Environment"):
         assert f"<h2>{section}</h2>" in dom
