@@ -160,7 +160,9 @@ def _choose_frameworks(target: Target, task: str, recipes: dict[str, Recipe], re
         reason += f"; {chosen} is first and fits task {task!r}"
     if len(searched) > 1:
         others = ", ".join(searched[1:])
-        reason += f"; {others} also fit{'s' if len(searched) == 2 else ''} and installed: searched beside it, measured the same way"
+        one = len(searched) == 2
+        reason += (f"; {others} also fit{'s' if one else ''} and {'is' if one else 'are'} installed: "
+                   "searched beside it, measured the same way")
     for name in usable:
         if name not in searched:
             rejected.append(Rejected(framework=name, reason=f"not installed ({registry.entry(name).install})"))

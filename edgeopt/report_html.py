@@ -125,7 +125,7 @@ def _num(value, digits=3) -> str:
 def _candidates_table(report: dict, rows: list[dict]) -> str:
     head = ("<tr><th>candidate</th><th>framework</th><th>precision</th><th>stage</th><th>p50 ms</th><th>p90 ms</th>"
             "<th>p99 ms</th><th>peak RSS MB</th><th>size MB</th><th>accuracy</th><th>speedup</th><th>gates</th>"
-            "<th>figures</th></tr>")
+            "<th>figures</th><th>what the pass reported</th></tr>")
     body = []
     for r in rows:
         m = r["metrics"] or {}
@@ -145,7 +145,8 @@ def _candidates_table(report: dict, rows: list[dict]) -> str:
             f'<td>{escape(str(r["precision"] or "–"))}</td><td>{escape(r["stage"])}</td><td>{_num(lat.get("p50"))}</td>'
             f'<td>{_num(lat.get("p90"))}</td><td>{_num(lat.get("p99"))}</td><td>{_num(m.get("peak_rss_mb"), 0)}</td>'
             f'<td>{_num(m.get("size_mb"), 1)}</td><td>{_num((m.get("accuracy") or {}).get("score"), 4)}</td>'
-            f'<td>{_num((r["ratios"] or {}).get("speedup"), 2)}</td><td>{gates}</td><td>{figures}</td></tr>')
+            f'<td>{_num((r["ratios"] or {}).get("speedup"), 2)}</td><td>{gates}</td><td>{figures}</td>'
+            f'<td>{_pass_notes(r)}</td></tr>')
     return f'<table class="candidates">{head}{"".join(body)}</table><p class="hint">★ selected · ◆ on the Pareto frontier</p>'
 
 
@@ -162,6 +163,29 @@ def _diagnosis_block(report: dict) -> str:
             f"on {diagnosis['samples']} evaluation samples, most divergent first ({diagnosis['compared_layers']} layers compared); "
             "keeping the first of these in float (ignored scope, excluded nodes) is where to start.</p>"
             f"<table><tr><th>layer</th><th>cosine</th><th>relative error</th></tr>{rows}</table>")
+
+
+_NOTE_LABELS = {  # lineage notes worth a glance in the table; the full notes are in report.json
+    "reverted_to_float": "reverted to float", "fallback_tensors": "tensors that fell back",
+    "unquantized": "left unquantized", "max_abs_error_vs_torch": "export max error vs torch",
+    "calibration_samples": "calibration samples", "quantized_nodes": "quantized nodes",
+}
+
+
+def _pass_notes(record: dict) -> str:
+    notes = (record.get("lineage") or [{}])[-1].get("notes", {}) if record.get("lineage") else {}
+    parts = []
+    for key, label in _NOTE_LABELS.items():
+        value = notes.get(key)
+        if value is None or value == []:
+            continue
+        if isinstance(value, list):
+            names = [v["tensor"] if isinstance(v, dict) else str(v) for v in value]
+            shown = ", ".join(names[:4]) + (f" … ({len(names)} in all)" if len(names) > 4 else "")
+            parts.append(f"{label}: {escape(shown)}")
+        else:
+            parts.append(f"{label}: {escape(f'{value:.1e}' if isinstance(value, float) else str(value))}")
+    return "<br>".join(parts)
 
 
 def _gates_table(report: dict) -> str:
