@@ -78,8 +78,9 @@ def plan(
     framework, reason, rejected, searched = _choose_frameworks(target, task, recipes, registry, manifest)
     baseline_framework = _baseline_framework(searched, recipes, registry, manifest)
     gates = effective_policy(manifest.gates, gate_policies)
-    symbols = {"cores": target.cores,
-               "accuracy_gate_drop": round(1 - gates.accuracy_retained, 6) if gates.accuracy_retained else 0.01}
+    # a gate of 1.0 or more allows no loss at all: the least drop NNCF can be asked for stands in for it
+    drop = 1 - gates.accuracy_retained if gates.accuracy_retained else 0.01
+    symbols = {"cores": target.cores, "accuracy_gate_drop": round(min(max(drop, 1e-4), 0.99), 6)}
     steps, skipped = _expand_steps(recipes, searched, baseline_framework, manifest, symbols, registry)
     baseline = next((s.id for s in steps if s.role == "baseline"), "source")
     adapters = sorted({*searched, baseline_framework, *(s.pass_name.partition(".")[0] for s in steps)})

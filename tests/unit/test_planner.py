@@ -172,6 +172,9 @@ def test_intel_targets_prefer_openvino_and_search_onnx_runtime_beside_it():
     strict = plan(manifest("classification", gates={"accuracy_retained": 0.99}), load_catalog().resolve("intel-n100"),
                   load_recipes(), _everything_installed(), load_gate_policies())
     assert {s.id: s for s in strict.steps}["ov-int8-acc"].config["max_drop"] == 0.01
+    lossless = plan(manifest("classification", gates={"accuracy_retained": 1.0}), load_catalog().resolve("intel-n100"),
+                    load_recipes(), _everything_installed(), load_gate_policies())
+    assert {s.id: s for s in lossless.steps}["ov-int8-acc"].config["max_drop"] == 0.0001
 
 
 def test_arm_boards_do_not_get_openvino():

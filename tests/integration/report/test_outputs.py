@@ -95,7 +95,9 @@ def test_verify_refuses_a_modified_file_and_a_path_escaping_the_archive(cli, bui
 def test_a_build_without_a_selected_model_packages_only_a_named_candidate(cli, mlp_project, tmp_path):
     out = tmp_path / "strict"
     strict = {"accuracy_retained": 2.0}
-    assert cli("build", str(mlp_project(gates=strict, search={"max_candidates": 1})), "--out", str(out), "--quiet").status == ExitStatus.GATES_FAILED
+    manifest = mlp_project(gates=strict, search={"max_candidates": 1, "frameworks": ["onnxruntime"]})
+    built = cli("build", str(manifest), "--out", str(out), "--quiet")
+    assert built.status == ExitStatus.GATES_FAILED, built.stderr
     refused = cli("package", str(out))
     assert refused.status == ExitStatus.USAGE and "--candidate" in refused.stderr
     named = cli("package", str(out), "--candidate", "fp32-opt-ext")
