@@ -144,6 +144,7 @@ def _cmd_build(args, env: Environment) -> ExitStatus:
     from edgeopt.build import Builder
     from edgeopt.cache import BuildCache, default_cache_dir
     from edgeopt.executors import make_executor
+    from edgeopt.package import deployment_notes, write_package
     from edgeopt.progress import make_progress
     from edgeopt.report import build_report, render_summary, write_report
     from edgeopt.report_html import write_html_report
@@ -166,16 +167,12 @@ def _cmd_build(args, env: Environment) -> ExitStatus:
     finally:
         progress.close()
         executor.close()
-    from edgeopt.package import deployment_notes
-
     report = build_report(result, host.cpu_model, deployment_notes(manifest))
     path = write_report(report, result.out_dir)
     html = write_html_report(report, result.out_dir)
     status = ExitStatus.OK if result.selected else ExitStatus.GATES_FAILED
     archive = None
     if args.package and result.selected:
-        from edgeopt.package import write_package
-
         archive = write_package(result.out_dir, registry)
     if args.ci or args.against or args.junit or args.summary:
         return _gate(report, result.out_dir, args, env)

@@ -100,12 +100,17 @@ def _verdict(result: BuildResult) -> str:
     ok = [c for c in result.candidates if c.status == "ok"]
     if not ok:
         return "no candidate could be measured"
+
+    def closeness(c):  # most gates passed first, then the smallest shortfall
+        shortfalls = [g.shortfall for g in c.gates.values() if not g.passed and g.shortfall is not None]
+        return (-sum(g.passed for g in c.gates.values()), sum(shortfalls))
+
     lines = []
-    for c in ok:
+    for c in sorted(ok, key=closeness)[:3]:
         failed = [f"{name} {g.value:.3f} < {g.threshold}" if g.value is not None else f"{name} not measured"
                   for name, g in c.gates.items() if not g.passed]
         lines.append(f"{c.id}: " + "; ".join(failed))
-    return "no candidate passes every gate — " + " | ".join(lines)
+    return "no candidate passes every gate; the closest — " + " | ".join(lines)
 
 
 def write_report(report: dict, out_dir: Path) -> Path:
@@ -118,7 +123,7 @@ def write_report(report: dict, out_dir: Path) -> Path:
 
 def render_summary(report: dict) -> str:
     metric = report["plan"]["metric"]
-    rows = [("candidate", "precision", "p50 ms", "p90 ms", "p99 ms", "RSS MB", "size MB", metric, "gates")]
+    rows = [("candidate", "framework", "precision", "p50 ms", "p90 ms", "p99 ms", "RSS MB", "size MB", metric, "gates")]
     for record in (report["baseline"], *report["candidates"]):
         m = record["metrics"] or {}
         lat = m.get("latency_ms") or {}
@@ -130,7 +135,7 @@ def render_summary(report: dict) -> str:
         else:
             gates = " ".join(f"{_short(n)}{'✓' if g['passed'] else '✗'}{_ratio(g['value'])}" for n, g in record["gates"].items())
         marker = "★ " if record["id"] == report["selected"] else ("◆ " if record["id"] in report["pareto_frontier"] else "  ")
-        rows.append((marker + record["id"], record["precision"] or "-", _num(lat.get("p50")), _num(lat.get("p90")),
+        rows.append((marker + record["id"], record["framework"], record["precision"] or "-", _num(lat.get("p50")), _num(lat.get("p90")),
                      _num(lat.get("p99")), _num(m.get("peak_rss_mb"), 0), _num(m.get("size_mb"), 1),
                      _num(acc, 4), gates))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]) - 1)]
@@ -165,6 +170,8 @@ _METRIC_NOTES = {
     "fidelity": "mean cosine similarity to the baseline's outputs; retained = candidate / baseline",
     "cer": "character error rate, lower is better; retained = baseline / candidate",
     "mae": "mean absolute error, lower is better; retained = baseline / candidate",
+    "perplexity": "perplexity of the evaluation text, lower is better; retained = baseline / candidate; "
+                  "latency columns are milliseconds between generated tokens",
 }
 
 
