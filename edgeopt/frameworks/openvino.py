@@ -196,7 +196,8 @@ class QuantizeWithAccuracyControl(Pass):
                     max_num_iterations=config.max_num_iterations), **options)
         reverted, completion = _reverted_operations(log)
         xml = _save(quantized, context.output_dir)
-        return _ir_artifact(artifact, xml, context, f"openvino.{self.name}", config, "int8-mixed",
+        precision = "int8-mixed" if reverted else "int8"  # mixed only when layers went back to float
+        return _ir_artifact(artifact, xml, context, f"openvino.{self.name}", config, precision,
                             notes={"reverted_to_float": reverted, "reverted_count": len(reverted),
                                    "nncf": completion, "max_drop": drop, "drop_type": drop_type.value,
                                    **_count_fake_quantize(quantized)})
