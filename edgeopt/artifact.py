@@ -25,7 +25,8 @@ class ModelArtifact(BaseModel):
     path: str = Field(description="the model file (or folder) the runtime loads")
     files: tuple[str, ...] = Field(
         default=(), description="further files the model needs, relative to path's folder (weights, external data)")
-    format: Literal["onnx", "openvino-ir", "gguf", "mlx", "hf-folder"] = "onnx"
+    format: str = Field(default="onnx", pattern=r"^[a-z0-9][a-z0-9.+-]*$",
+                        description="an open set, named by the adapters: onnx, openvino-ir, gguf, mlx, rknn, …")
     precision: str = "fp32"
     framework: str
     runtime_config: dict = Field(default_factory=dict, description="session options the runtime is given")

@@ -53,13 +53,17 @@ class BuildCache:
         return self.root is not None
 
     # -- passes -------------------------------------------------------------------------------------
-    def get_pass(self, key: str, into: Path) -> tuple[ModelArtifact, float] | None:
-        """The cached output, copied (hard-linked where possible) into `into`; None on a miss."""
+    def get_pass(self, key: str, into: Path) -> tuple[ModelArtifact, float] | str | None:
+        """The cached output, copied (hard-linked where possible) into `into`; a string when the pass had
+        nothing to do (why); None on a miss."""
         entry = self._entry("passes", key)
         if entry is None or not self.read_passes:
             self.misses["pass"] += self.enabled
             return None
         meta = json.loads((entry / "entry.json").read_text())
+        if "nothing_to_do" in meta:
+            self.hits["pass"] += 1
+            return meta["nothing_to_do"]
         if into.exists():
             shutil.rmtree(into)
         shutil.copytree(entry / "files", into, copy_function=_link_or_copy)
@@ -87,6 +91,13 @@ class BuildCache:
                                                             "seconds": seconds}))
 
         self._commit("passes", key, fill)
+
+    def put_pass_nothing_to_do(self, key: str, why: str) -> None:
+        """A pass that did not apply to this model will not apply next time either (failures are not
+        kept: they can be transient)."""
+        if self.enabled:
+            self._commit("passes", key, lambda staging: (staging / "entry.json").write_text(
+                json.dumps({"nothing_to_do": why})))
 
     # -- measurements ---------------------------------------------------------------------------------
     def get_measurement(self, key: str, files_to: dict[str, Path] | None = None) -> dict | None:

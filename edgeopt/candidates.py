@@ -1,4 +1,4 @@
-"""A measured candidate as it appears in the report, and how the recommended one is chosen."""
+"""A candidate as the build records it and the report shows it, and how the recommended one is chosen."""
 
 from __future__ import annotations
 
@@ -7,23 +7,28 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgeopt.gates import GateResult
+from edgeopt.measurements import Measurements, Ratios
+
+Status = Literal["ok", "failed", "skipped", "duplicate"]
 
 
 class CandidateRecord(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
 
     id: str
     framework: str
     precision: str | None = None
     stage: str
-    pass_name: str | None = None
+    pass_name: str | None = Field(default=None, alias="pass")
     config: dict = Field(default_factory=dict)
     input: str | None = None
-    status: Literal["ok", "failed", "skipped"]
-    error: str | None = None
+    status: Status
+    error: str | None = Field(default=None, description="what failed or why it was skipped, first line")
+    error_detail: str | None = Field(default=None, description="the whole error text (bounded)")
+    same_as: str | None = Field(default=None, description="duplicate: the candidate with the same model and settings")
     provenance: str
-    metrics: dict = Field(default_factory=dict)
-    ratios: dict = Field(default_factory=dict)
+    metrics: Measurements | None = None
+    ratios: Ratios = Ratios()
     gates: dict[str, GateResult] = Field(default_factory=dict)
     model_path: str | None = None
     model_files: list[str] = Field(default_factory=list, description="every file of the model, model_path included")
@@ -37,6 +42,10 @@ class CandidateRecord(BaseModel):
         return self.status == "ok" and bool(self.gates) and all(g.passed for g in self.gates.values())
 
     @property
+    def inconclusive(self) -> bool:
+        return self.status == "ok" and any(g.verdict == "inconclusive" for g in self.gates.values())
+
+    @property
     def keeps_accuracy(self) -> bool:
         gate = self.gates.get("accuracy_retained")
         return self.status == "ok" and (gate is None or gate.passed)
@@ -48,19 +57,20 @@ Preference = Literal["latency", "memory", "size", "accuracy"]
 def preference_key(record: CandidateRecord, prefer: Preference):
     m = record.metrics
     return {
-        "latency": lambda: m["latency_ms"]["p50"],
-        "memory": lambda: m["peak_rss_mb"],
-        "size": lambda: m["size_mb"],
-        "accuracy": lambda: -(record.ratios.get("accuracy_retained") or 0.0),
+        "latency": lambda: m.p50,
+        "memory": lambda: m.peak_rss_mb,
+        "size": lambda: m.size_mb,
+        "accuracy": lambda: -(record.ratios.accuracy_retained or 0.0),
     }[prefer]()
 
 
 def select(records: list[CandidateRecord], prefer: Preference) -> CandidateRecord | None:
+    """The best by preference among the candidates whose every gate passed with confidence."""
     passing = [r for r in records if r.passed_all_gates]
     return min(passing, key=lambda r: preference_key(r, prefer)) if passing else None
 
 
 def leader(records: list[CandidateRecord], prefer: Preference) -> CandidateRecord | None:
     """The candidate later stages build on: the best by preference among those that keep accuracy."""
-    keeping = [r for r in records if r.keeps_accuracy and r.metrics]
+    keeping = [r for r in records if r.keeps_accuracy and r.metrics and r.metrics.latency_ms]
     return min(keeping, key=lambda r: preference_key(r, prefer)) if keeping else None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeopt.errors import UsageError
+from edgeopt.candidates import CandidateRecord
+from edgeopt.gates import INCONCLUSIVE
+from edgeopt.report import Report
 
 
 @dataclass(frozen=True)
@@ -56,56 +57,48 @@ class GateVerdict:
         return "\n".join(lines) + "\n"
 
 
-def load_report(path: Path) -> dict:
-    path = Path(path)
-    if path.is_dir():
-        path = path / "report.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such report (run `edgeopt build` first)") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}: not a report.json ({exc})") from None
-
-
-def representative(report: dict) -> tuple[dict | None, bool]:
+def representative(report: Report) -> tuple[CandidateRecord | None, bool]:
     """The selected candidate; without one, the measured candidate closest to passing (most gates passed,
     then the fastest), so the JUnit cases still say which gates failed and by how much."""
-    by_id = {c["id"]: c for c in report["candidates"]}
-    if report.get("selected"):
-        return by_id[report["selected"]], True
-    ok = [c for c in report["candidates"] if c["status"] == "ok" and c["gates"]]
+    if report.selected:
+        return report.selected_record, True
+    ok = [c for c in report.candidates if c.status == "ok" and c.gates]
     if not ok:
         return None, False
-    best = max(ok, key=lambda c: (sum(g["passed"] for g in c["gates"].values()), -c["metrics"]["latency_ms"]["p50"]))
+    best = max(ok, key=lambda c: (sum(g.passed for g in c.gates.values()), -(c.metrics.p50 or float("inf"))))
     return best, False
 
 
-def gate_report(report: dict, previous: dict | None = None, tolerance: float = 0.05) -> GateVerdict:
-    suite = f"edgeopt.{report['manifest']}.{report['target']['id']}"
+def gate_report(report: Report, previous: Report | None = None, tolerance: float = 0.05) -> GateVerdict:
+    suite = f"edgeopt.{report.manifest}.{report.target.id}"
     candidate, selected = representative(report)
     if candidate is None:
         return GateVerdict(suite, None, False, (Case("build", False, "no candidate could be measured"),))
     cases = []
-    for name, gate in candidate["gates"].items():
-        value = "not measured" if gate["value"] is None else f"{gate['value']:.3f}"
-        cases.append(Case(name, gate["passed"], f"{value} (needs ≥ {gate['threshold']})"))
+    for name, gate in candidate.gates.items():
+        value = "not measured" if gate.value is None else f"{gate.value:.3f}"
+        if gate.interval:
+            value += f" [95% CI {gate.interval[0]:.3f}–{gate.interval[1]:.3f}]"
+        message = f"{value} (needs ≥ {gate.threshold})"
+        if gate.verdict == "inconclusive":
+            message = f"{INCONCLUSIVE}; {message}"
+        cases.append(Case(name, gate.passed, message))
     if previous is not None:
         cases += _regressions(candidate, previous, tolerance)
-    return GateVerdict(suite, candidate["id"], selected, tuple(cases))
+    return GateVerdict(suite, candidate.id, selected, tuple(cases))
 
 
-def _regressions(candidate: dict, previous: dict, tolerance: float) -> list[Case]:
+def _regressions(candidate: CandidateRecord, previous: Report, tolerance: float) -> list[Case]:
     """Against an earlier report: ratios to each build's own baseline (stable across noisy machines),
     and absolute size and memory, each allowed to worsen by `tolerance` (relative)."""
     before, _ = representative(previous)
     if before is None:
         return [Case("regression.previous", False, "the previous report has no measured candidate to compare with")]
     checks = (
-        ("accuracy_retained", lambda c: c["ratios"].get("accuracy_retained"), True),
-        ("speedup", lambda c: c["ratios"].get("speedup"), True),
-        ("size_mb", lambda c: c["metrics"].get("size_mb"), False),
-        ("peak_rss_mb", lambda c: c["metrics"].get("peak_rss_mb"), False),
+        ("accuracy_retained", lambda c: c.ratios.accuracy_retained, True),
+        ("speedup", lambda c: c.ratios.speedup, True),
+        ("size_mb", lambda c: c.metrics.size_mb, False),
+        ("peak_rss_mb", lambda c: c.metrics.peak_rss_mb, False),
     )
     cases = []
     for name, read, higher_is_better in checks:
@@ -116,7 +109,7 @@ def _regressions(candidate: dict, previous: dict, tolerance: float) -> list[Case
         limit = then * (1 - tolerance) if higher_is_better else then * (1 + tolerance)
         passed = now >= limit if higher_is_better else now <= limit
         cases.append(Case(f"regression.{name}", passed,
-                          f"{now:.3f} now vs {then:.3f} before ({before['id']}); limit {limit:.3f} at tolerance {tolerance:g}"))
+                          f"{now:.3f} now vs {then:.3f} before ({before.id}); limit {limit:.3f} at tolerance {tolerance:g}"))
     return cases
 
 

@@ -40,8 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--quiet", action="store_true", help="no progress display")
     build.add_argument("--json", action="store_true", help="print report.json instead of the summary table")
     build.add_argument("--executor", default="local",
-                       help="where passes and accuracy runs go: local (default), ray (a local Ray instance or "
-                       "RAY_ADDRESS), ray:ADDRESS or ray://HOST:PORT; latency is always timed here, one at a time")
+                       help="where passes and accuracy runs go: local (default), inprocess (no isolation; for "
+                       "debugging), ray (a local Ray instance or RAY_ADDRESS), ray:ADDRESS or ray://HOST:PORT; "
+                       "latency is always timed here, one window at a time")
     build.add_argument("--jobs", type=int, default=1, help="local executor: passes and accuracy runs at once")
     build.add_argument("--no-cache", action="store_true", help="neither read nor write the build cache")
     build.add_argument("--remeasure", action="store_true", help="reuse cached models but measure every candidate again")
@@ -111,86 +112,49 @@ def run() -> None:
     sys.exit(int(main()))
 
 
-def _context(manifest_path: Path, target_name: str | None):
-    from edgeopt.catalog import load_catalog
-    from edgeopt.gates import load_gate_policies
-    from edgeopt.hostinfo import detect_host
-    from edgeopt.manifest import load_manifest
-    from edgeopt.planner import plan
-    from edgeopt.recipes import load_recipes
-    from edgeopt.registry import default_registry
-
-    manifest = load_manifest(manifest_path)
-    host = detect_host()
-    catalog = load_catalog(host=host)
-    target = catalog.resolve(target_name or manifest.target)
-    registry = default_registry().probed()
-    the_plan = plan(manifest, target, load_recipes(), registry, load_gate_policies())
-    return manifest, host, registry, the_plan
-
-
 def _cmd_plan(args, env: Environment) -> ExitStatus:
+    from edgeopt import api
     from edgeopt.plan_text import render_plan
 
-    _, _, registry, the_plan = _context(args.manifest, args.target)
+    context = api.plan(args.manifest, args.target)
     if args.json:
-        print(the_plan.model_dump_json(indent=2), file=env.stdout)
+        print(context.plan.model_dump_json(indent=2), file=env.stdout)
     else:
-        print(render_plan(the_plan, registry), file=env.stdout)
+        print(render_plan(context.plan, context.registry), file=env.stdout)
     return ExitStatus.OK
 
 
 def _cmd_build(args, env: Environment) -> ExitStatus:
-    from edgeopt.build import Builder
-    from edgeopt.cache import BuildCache, default_cache_dir
-    from edgeopt.executors import make_executor
-    from edgeopt.package import deployment_notes, write_package
+    from edgeopt import api
     from edgeopt.progress import make_progress
-    from edgeopt.report import build_report, render_summary, write_report
-    from edgeopt.report_html import write_html_report
-    from edgeopt.telemetry import offline_env
+    from edgeopt.report import render_summary
 
-    if args.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
-    manifest, host, registry, the_plan = _context(args.manifest, args.target)
-    out_dir = (args.out or Path(manifest.output.dir or Path(manifest.base_dir) / "out" / the_plan.target.id)).resolve()
-    cache = BuildCache(None if args.no_cache else (args.cache_dir or default_cache_dir(env.environ)),
-                       read_measurements=not args.remeasure)
-    worker_env = offline_env(env.environ)
     progress = make_progress(env.stderr, quiet=args.quiet or args.json or args.ci)
-    progress.message(f"edgeopt: building {manifest.name} for {the_plan.target.id} with "
-                     f"{', '.join(the_plan.frameworks)} → {out_dir}")
-    executor = make_executor(args.executor, worker_env, jobs=args.jobs)
+    options = api.BuildOptions(target=args.target, out=args.out, executor=args.executor, jobs=args.jobs,
+                               cache_dir=args.cache_dir, no_cache=args.no_cache, remeasure=args.remeasure,
+                               package=args.package, progress=progress, environ=env.environ)
     try:
-        result = Builder(the_plan, manifest, registry, out_dir, worker_env, progress,
-                         executor=executor, cache=cache).run()
+        outcome = api.build(args.manifest, options)
     finally:
         progress.close()
-        executor.close()
-    report = build_report(result, host.cpu_model, deployment_notes(manifest))
-    path = write_report(report, result.out_dir)
-    html = write_html_report(report, result.out_dir)
-    status = ExitStatus.OK if result.selected else ExitStatus.GATES_FAILED
-    archive = None
-    if args.package and result.selected:
-        archive = write_package(result.out_dir, registry)
     if args.ci or args.against or args.junit or args.summary:
-        return _gate(report, result.out_dir, args, env)
+        return _gate(outcome.report, outcome.out_dir, args, env)
     if args.json:
-        print(json.dumps(report, indent=2), file=env.stdout)
+        print(outcome.report.model_dump_json(indent=2), file=env.stdout)
     else:
-        print(render_summary(report), file=env.stdout)
-        print(f"report: {path}\nhtml report: {html}", file=env.stdout)
-        if archive:
-            print(f"package: {archive}", file=env.stdout)
+        print(render_summary(outcome.report), file=env.stdout)
+        print(f"report: {outcome.report_path}\nhtml report: {outcome.html_path}", file=env.stdout)
+        if outcome.archive:
+            print(f"package: {outcome.archive}", file=env.stdout)
         elif args.package:
             print("package: not written, no candidate passed every gate "
-                  f"(`edgeopt package {result.out_dir} --candidate ID` packages one anyway)", file=env.stdout)
-    return status
+                  f"(`edgeopt package {outcome.out_dir} --candidate ID` packages one anyway)", file=env.stdout)
+    return ExitStatus.OK if outcome.passed else ExitStatus.GATES_FAILED
 
 
-def _gate(report: dict, out_dir: Path, args, env: Environment) -> ExitStatus:
-    from edgeopt.ci_gate import gate_report, load_report, write_gate_outputs
+def _gate(report, out_dir: Path, args, env: Environment) -> ExitStatus:
+    from edgeopt.ci_gate import gate_report, write_gate_outputs
+    from edgeopt.report import load_report
 
     previous = load_report(args.against) if args.against else None
     verdict = gate_report(report, previous, args.tolerance)
@@ -201,18 +165,16 @@ def _gate(report: dict, out_dir: Path, args, env: Environment) -> ExitStatus:
 
 
 def _cmd_gate(args, env: Environment) -> ExitStatus:
-    from edgeopt.ci_gate import load_report
+    from edgeopt.report import load_report
 
     path = args.report / "report.json" if args.report.is_dir() else args.report
     return _gate(load_report(path), path.parent, args, env)
 
 
 def _cmd_package(args, env: Environment) -> ExitStatus:
-    from edgeopt.package import write_package
-    from edgeopt.registry import default_registry
+    from edgeopt import api
 
-    archive = write_package(args.build_dir, default_registry(), candidate=args.candidate, out=args.out)
-    print(archive, file=env.stdout)
+    print(api.package(args.build_dir, candidate=args.candidate, out=args.out), file=env.stdout)
     return ExitStatus.OK
 
 

@@ -9,11 +9,18 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeopt.datafiles import LABELS_KEY, save_arrays
 from edgeopt.errors import ManifestError, MissingDependency
-from edgeopt.manifest import (HookData, ImageFolderData, Manifest, NpyData, NpzData, TextLinesData,
-                              resolve_path)
+from edgeopt.manifest import (
+    HookData,
+    ImageFolderData,
+    Manifest,
+    NpyData,
+    NpzData,
+    TextLinesData,
+    resolve_path,
+)
 from edgeopt.measure.metrics import load_function
-from edgeopt.worker import LABELS_KEY
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".pgm", ".ppm"}
 
@@ -45,12 +52,7 @@ class Dataset:
         return digest.hexdigest()
 
     def save(self, path: Path) -> Path:
-        arrays = dict(self.inputs)
-        if self.labels is not None:
-            arrays[LABELS_KEY] = self.labels
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, **arrays)
-        return path
+        return save_arrays(path, self.inputs, self.labels)
 
 
 def load_dataset(source, manifest: Manifest, where: str) -> Dataset:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from edgeopt.errors import ManifestError, closest
+from edgeopt.measure.metrics import Metric
+from edgeopt.measurements import Measurements, Ratios
 from edgeopt.resources import data_dir
 from edgeopt.validation import validate_model
 from edgeopt.yamlio import load_yaml
@@ -26,13 +28,22 @@ class GatePolicy(BaseModel):
     memory_basis: MemoryBasis = Field(default="peak_rss", description="which memory the memory_cut gate reads")
 
 
+Verdict = Literal["pass", "fail", "inconclusive"]
+
+
 class GateResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    passed: bool
+    verdict: Verdict
     value: float | None
     threshold: float
+    interval: tuple[float, float] | None = Field(default=None, description="95% interval of the value, when measured with a spread")
     detail: str = ""
+
+    @computed_field
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
 
     @property
     def shortfall(self) -> float | None:
@@ -53,45 +64,51 @@ def effective_policy(overrides, policies: dict[str, GatePolicy], manifest_file: 
     return policies[overrides.policy].model_copy(update=changes)
 
 
-def ratio_metrics(candidate: dict, baseline: dict, higher_is_better: bool) -> dict[str, float | None]:
-    """Ratios of a candidate's metrics to the baseline's; None where either side is missing."""
-
-    def get(metrics, *path):
-        for key in path:
-            metrics = (metrics or {}).get(key)
-        return metrics
-
-    def div(a, b):
-        return None if a is None or b in (None, 0) else a / b
-
-    base_score, score = get(baseline, "accuracy", "score"), get(candidate, "accuracy", "score")
-    retained = div(score, base_score) if higher_is_better else div(base_score, score)
-    if not higher_is_better and score == 0 and base_score is not None:
-        retained = 1.0 if base_score == 0 else float("inf")
-    return {
-        "accuracy_retained": retained,
-        "speedup": div(get(baseline, "latency_ms", "p50"), get(candidate, "latency_ms", "p50")),
-        "peak_rss_cut": _cut(get(candidate, "peak_rss_mb"), get(baseline, "peak_rss_mb")),
-        "size_cut": _cut(get(candidate, "size_mb"), get(baseline, "size_mb")),
-    }
+def ratio_metrics(candidate: Measurements, baseline: Measurements, metric: Metric) -> Ratios:
+    """A candidate's figures against the baseline's (None where either side is missing). The speedup
+    is not here: it comes from the timing rounds, each candidate against the baseline of the same round."""
+    return Ratios(
+        accuracy_retained=metric.retained(candidate.score, baseline.score),
+        peak_rss_cut=_cut(candidate.peak_rss_mb, baseline.peak_rss_mb),
+        size_cut=_cut(candidate.size_mb, baseline.size_mb),
+    )
 
 
 def _cut(value, base):
     return None if value is None or not base else 1 - value / base
 
 
-def evaluate(ratios: dict[str, float | None], policy: GatePolicy) -> dict[str, GateResult]:
+INCONCLUSIVE = "inconclusive: rerun with more rounds"
+
+
+def evaluate(ratios: Ratios, policy: GatePolicy) -> dict[str, GateResult]:
+    """Each gate of the policy against the candidate's ratios. A ratio measured with a confidence
+    interval passes when the interval's lower bound clears the threshold, fails when its upper bound
+    is below it, and is otherwise inconclusive."""
     results: dict[str, GateResult] = {}
     memory_key = f"{policy.memory_basis}_cut"
-    for gate, key in (("accuracy_retained", "accuracy_retained"), ("speedup", "speedup"), ("memory_cut", memory_key)):
+    for gate, key, interval_key in (("accuracy_retained", "accuracy_retained", None), ("speedup", "speedup", "speedup_ci"),
+                                    ("memory_cut", memory_key, None)):
         threshold = getattr(policy, gate)
         if threshold is None:
             continue
         value = ratios.get(key)
+        interval = ratios.get(interval_key) if interval_key else None
         detail = f"basis: {policy.memory_basis}" if gate == "memory_cut" else ""
-        if value is None:
-            detail = "not measured"
-        # Tiny float noise must not flip a verdict that is exactly at its threshold.
-        passed = value is not None and value >= threshold - 1e-9
-        results[gate] = GateResult(passed=passed, value=value, threshold=threshold, detail=detail)
+        results[gate] = GateResult(verdict=verdict_of(value, interval, threshold), value=value, threshold=threshold,
+                                   interval=interval, detail=detail if value is not None else "not measured")
     return results
+
+
+def verdict_of(value: float | None, interval: tuple[float, float] | None, threshold: float) -> Verdict:
+    if value is None:
+        return "fail"
+    slack = 1e-9  # tiny float noise must not flip a verdict that is exactly at its threshold
+    if interval is None:
+        return "pass" if value >= threshold - slack else "fail"
+    low, high = interval
+    if low >= threshold - slack:
+        return "pass"
+    if high < threshold - slack:
+        return "fail"
+    return "inconclusive"

@@ -22,7 +22,7 @@ class HostFacts:
 # The ISA flags that decide which kernels a runtime can use; everything else in /proc/cpuinfo is noise here.
 _INTERESTING_FLAGS = (
     "sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512_vnni", "avx512_bf16",
-    "amx_tile", "amx_int8", "neon", "asimd", "asimddp", "asimdhp", "fphp", "i8mm", "bf16", "sve",
+    "amx_tile", "amx_int8", "amx_bf16", "amx_fp16", "avx512_fp16", "neon", "asimd", "asimddp", "asimdhp", "fphp", "i8mm", "bf16", "sve",
 )
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from edgeopt.errors import ManifestError
+from edgeopt.measure.metrics import METRICS
 from edgeopt.validation import validate_model
 from edgeopt.yamlio import load_yaml
 
@@ -97,7 +98,7 @@ DataSource = Annotated[
     Union[NpzData, NpyData, ImageFolderData, TextLinesData, HookData], Field(discriminator="type")
 ]
 
-MetricName = Literal["top1", "fidelity", "mae", "cer", "perplexity"]
+MetricName = Literal[tuple(METRICS)]  # the metric registry is the one list
 
 
 class MetricSpec(_Strict):
@@ -121,12 +122,22 @@ class CalibrationSpec(_Strict):
 
 class MeasureSpec(_Strict):
     batch_size: int = Field(default=1, ge=1, description="batch used for latency")
-    warmup_runs: int = Field(default=10, ge=0)
-    min_runs: int = Field(default=30, ge=1)
-    max_runs: int = Field(default=500, ge=1)
-    time_budget_s: float = Field(default=5.0, gt=0, description="timed runs stop after this, once min_runs ran")
+    warmup_runs: int = Field(default=10, ge=0, description="untimed runs before a model's first window (a third of "
+                             "them before each later window)")
+    min_runs: int = Field(default=30, ge=1, description="timed runs per model, at least (spread over the rounds)")
+    max_runs: int = Field(default=500, ge=1, description="timed runs per model, at most (spread over the rounds)")
+    time_budget_s: float = Field(default=5.0, gt=0, description="timing time per model, spread over the rounds; "
+                                 "timed runs stop after it once min_runs ran")
+    rounds: int = Field(default=5, ge=1, description="timing rounds: each times the baseline and a batch of candidates, "
+                        "interleaved in a shuffled order; speedups are medians of in-round ratios")
+    max_rounds: int = Field(default=10, ge=1, description="extra rounds go to candidates whose speedup verdict is "
+                            "inconclusive, up to this many in all")
     threads: int | None = Field(default=None, ge=1, description="runtime threads; default: the runtime's own")
     timeout_s: float = Field(default=900, gt=0, description="a pass or measurement running longer fails")
+    stall_s: float | None = Field(default=60, gt=0, description="a worker making no CPU progress this long is stopped "
+                                  "(a deadlock); null: never")
+    memory_limit_mb: float | None = Field(default=None, gt=0, description="a worker holding more resident memory is "
+                                          "stopped as out of memory; null: no limit")
 
 
 class GateOverrides(_Strict):
@@ -162,7 +173,8 @@ class LlmSpec(_Strict):
                                  "Explain in two sentences what a compiler does."],
         min_length=1, description="prompts timed for time to first token and tokens/s")
     max_new_tokens: int = Field(default=32, ge=2, description="tokens generated per timed prompt (greedy)")
-    repeats: int = Field(default=2, ge=1, description="timed rounds over the prompts, after one warm-up round")
+    repeats: int = Field(default=1, ge=1, description="(kept for older manifests; timing rounds come from "
+                         "measure.rounds: each window generates every prompt once)")
 
 
 class OutputSpec(_Strict):
@@ -198,16 +210,27 @@ def load_manifest(path: str | Path) -> Manifest:
         raise ManifestError(str(path), "base_dir", "is set by edgeopt, not by the manifest")
     base_dir = path.resolve().parent
     manifest = validate_model(Manifest, {**data, "base_dir": str(base_dir)}, str(path), {"base_dir": base_dir})
-    if manifest.evaluation.metric.name == "cer" and not manifest.evaluation.metric.decode:
-        raise ManifestError(str(path), "evaluation.metric.decode", "cer needs a decode hook `module:function`")
-    language_model = manifest.model.task == "causal-lm"
-    if language_model and manifest.evaluation.metric.name != "perplexity":
-        raise ManifestError(str(path), "evaluation.metric.name", "a causal-lm is judged by perplexity", ["perplexity"])
-    if language_model and manifest.evaluation.data.type != "text":
-        raise ManifestError(str(path), "evaluation.data.type", "a causal-lm is evaluated on a text file", ["text"])
-    if not language_model and manifest.evaluation.metric.name == "perplexity":
-        raise ManifestError(str(path), "evaluation.metric.name", "perplexity is for model.task causal-lm")
+    check_metric(manifest, str(path))
     return manifest
+
+
+def check_metric(manifest: Manifest, file: str) -> None:
+    """What the metric needs, asked of the metric registry."""
+    metric = METRICS[manifest.evaluation.metric.name]
+    if metric.needs_decode and not manifest.evaluation.metric.decode:
+        raise ManifestError(file, "evaluation.metric.decode", f"{metric.name} needs a decode hook `module:function`")
+    task = manifest.model.task
+    by_runtime = [m.name for m in METRICS.values() if m.computed_by_runtime and task in (m.tasks or ())]
+    if by_runtime and metric.name not in by_runtime:
+        raise ManifestError(file, "evaluation.metric.name", f"a {task} is judged by {' or '.join(by_runtime)}",
+                            by_runtime)
+    if by_runtime and manifest.evaluation.data.type != "text":
+        raise ManifestError(file, "evaluation.data.type", f"a {task} is evaluated on a text file", ["text"])
+    if metric.tasks is not None and task not in metric.tasks:
+        raise ManifestError(file, "evaluation.metric.name",
+                            f"{metric.name} is for model.task {' or '.join(metric.tasks)}")
+    if metric.computed_by_runtime and task not in (metric.tasks or ()):
+        raise ManifestError(file, "evaluation.metric.name", f"{metric.name} is computed by a language-model runtime")
 
 
 def manifest_schema() -> str:

@@ -15,8 +15,10 @@ from pathlib import Path, PurePosixPath
 
 from edgeopt import __version__
 from edgeopt.artifact import ModelArtifact
+from edgeopt.candidates import CandidateRecord
 from edgeopt.errors import PackageError, UsageError
 from edgeopt.registry import Registry
+from edgeopt.report import Report
 
 ARTIFACT_JSON = "edgeopt-artifact.json"
 EXAMPLE = "run_example.py"
@@ -45,56 +47,58 @@ def deployment_notes(manifest) -> list[str]:
     return [*notes, *manifest.package.notes]
 
 
-def write_package(build_dir: Path, registry: Registry, candidate: str | None = None, out: Path | None = None) -> Path:
-    build_dir = Path(build_dir)
-    report_path = build_dir / "report.json"
-    if not report_path.is_file():
-        raise UsageError(f"{build_dir}: no report.json (is it an `edgeopt build` output folder?)")
-    report = json.loads(report_path.read_text())
-    records = {c["id"]: c for c in [report["baseline"], *report["candidates"]]}
-    chosen = candidate or report.get("selected")
+def artifact_of(record: CandidateRecord, registry: Registry) -> ModelArtifact:
+    """A recorded candidate's model as an artifact (for a report read back from disk)."""
+    runtime = registry.adapter(record.framework).runtime
+    main = Path(record.model_path)
+    return ModelArtifact(path=str(main), format=runtime.package_format, framework=record.framework,
+                         precision=record.precision or "fp32", runtime_config=record.runtime_config,
+                         files=tuple(str(Path(p).relative_to(main.parent)) for p in record.model_files if Path(p) != main))
+
+
+def write_package(report: Report, build_dir: Path, registry: Registry, candidate: str | None = None,
+                  out: Path | None = None, artifact: ModelArtifact | None = None) -> Path:
+    """The archive of the selected (or named) candidate. A build passes the artifact it holds; a report
+    read back from disk rebuilds it from the record."""
+    chosen = candidate or report.selected
     if chosen is None:
-        ids = [c["id"] for c in report["candidates"] if c["status"] == "ok"]
+        ids = [c.id for c in report.candidates if c.status == "ok"]
         raise UsageError(f"no candidate of {build_dir} passed every gate; package one anyway with --candidate ID "
                          f"(measured: {', '.join(ids) or 'none'})")
-    if chosen not in records or records[chosen]["status"] != "ok":
-        raise UsageError(f"no measured candidate {chosen!r} in {report_path}")
-    record = records[chosen]
-    adapter = registry.adapter(record["framework"])
-    main = Path(record["model_path"])
-    artifact = ModelArtifact(path=str(main), format=adapter.package_format, framework=record["framework"],
-                             precision=record["precision"] or "fp32",
-                             runtime_config=record["runtime_config"],
-                             files=tuple(str(Path(p).relative_to(main.parent)) for p in record["model_files"] if Path(p) != main))
-    members = {f"model/{name}": path for name, path in adapter.package_files(artifact).items()}
-    example = adapter.example_script()
-    built_with = report["environment"]["frameworks"]
+    record = report.record(chosen)
+    if record is None or record.status != "ok":
+        raise UsageError(f"no measured candidate {chosen!r} in {build_dir / 'report.json'}")
+    runtime = registry.adapter(record.framework).runtime
+    artifact = artifact or artifact_of(record, registry)
+    members = {f"model/{name}": path for name, path in runtime.package_files(artifact).items()}
+    example = runtime.example_script()
+    m = record.metrics
     descriptor = {
         "format_version": FORMAT_VERSION,
         "edgeopt_version": __version__,
-        "name": report["manifest"],
+        "name": report.manifest,
         "candidate": chosen,
-        "target": report["target"],
-        "framework": record["framework"],
-        "runtime": adapter.runtime_requirement(built_with),
-        "precision": record["precision"],
-        "model": {"path": f"model/{adapter.package_entry(artifact)}", "format": adapter.package_format},
-        "runtime_config": record["runtime_config"],
-        "io": adapter.io_spec(artifact),
-        "processing_notes": report.get("deployment_notes", []),
-        "metrics": {"provenance": record["provenance"], "provenance_statement": report["provenance"]["statement"],
-                    "latency_ms": record["metrics"]["latency_ms"], "peak_rss_mb": record["metrics"]["peak_rss_mb"],
-                    "size_mb": record["metrics"]["size_mb"], "accuracy": record["metrics"]["accuracy"],
-                    "ratios_to_baseline": record["ratios"],
-                    "gates": {k: {"passed": g["passed"], "value": g["value"], "threshold": g["threshold"]}
-                              for k, g in record["gates"].items()}},
+        "target": report.target.model_dump(),
+        "framework": record.framework,
+        "runtime": runtime.runtime_requirement(report.environment.get("frameworks", {})),
+        "precision": record.precision,
+        "model": {"path": f"model/{runtime.package_entry(artifact)}", "format": runtime.package_format},
+        "runtime_config": record.runtime_config,
+        "io": runtime.io_spec(artifact),
+        "processing_notes": report.deployment_notes,
+        "metrics": {"provenance": record.provenance, "provenance_statement": report.provenance.statement,
+                    "latency_ms": m.latency_ms.model_dump() if m.latency_ms else None, "peak_rss_mb": m.peak_rss_mb,
+                    "size_mb": m.size_mb, "accuracy": m.accuracy,
+                    "ratios_to_baseline": record.ratios.model_dump(mode="json"),
+                    "gates": {k: {"passed": g.passed, "verdict": g.verdict, "value": g.value, "threshold": g.threshold}
+                              for k, g in record.gates.items()}},
         "example": EXAMPLE,
         "files": {name: _sha256(path) for name, path in members.items()},
     }
     descriptor["files"][EXAMPLE] = hashlib.sha256(example.encode()).hexdigest()
-    out = Path(out) if out else build_dir / "package"
+    out = Path(out) if out else Path(build_dir) / "package"
     out.mkdir(parents=True, exist_ok=True)
-    archive = out / f"{report['manifest']}-{report['target']['id']}-{chosen}.tar.gz"
+    archive = out / f"{report.manifest}-{report.target.id}-{chosen}.tar.gz"
     partial = archive.with_name(archive.name + ".partial")
     with tarfile.open(partial, "w:gz") as tar:
         _add_bytes(tar, ARTIFACT_JSON, json.dumps(descriptor, indent=2).encode())

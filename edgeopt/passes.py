@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from edgeopt.artifact import ModelArtifact
+from edgeopt.artifact import LineageEntry, ModelArtifact
+from edgeopt.protocol import Validation
 
 
 class PassConfig(BaseModel):
@@ -20,10 +21,20 @@ class PassContext:
     """What a pass may use besides its input: declared up front so the build prepares only that."""
 
     output_dir: Path
+    step: str  # the plan step this pass makes; recorded in the lineage
+    task: str = "generic"  # the manifest's model task (some passes pick presets by it)
     calibration_data: Path | None = None  # .npz of model inputs, present when the pass needs_calibration
     source_path: Path | None = None  # the manifest's model, for passes that export it
-    validation_data: Path | None = None  # .npz of evaluation inputs and labels, when the pass needs_validation
-    extra: dict = field(default_factory=dict)
+    validation: Validation | None = None  # evaluation data, metric and reference outputs, when needs_validation
+
+    def lineage(self, pass_name: str, config: PassConfig, notes: dict | None = None) -> LineageEntry:
+        return LineageEntry(step=self.step, pass_name=pass_name, config=config.model_dump(mode="json"),
+                            notes=notes or {})
+
+
+class NothingToDo(Exception):
+    """Raised by a pass whose transformation does not apply to this model (a quantizer that finds no node
+    to quantize): the step is recorded as skipped with this message, and no candidate is offered."""
 
 
 class Pass:
@@ -35,9 +46,6 @@ class Pass:
     needs_validation: ClassVar[bool] = False  # evaluation data, the metric and the baseline's reference outputs
     cost: ClassVar[int] = 1  # 0: configuration only, 1: a quick rewrite, 3: calibration or export
     summary: ClassVar[str] = ""
-
-    def precision(self, config: PassConfig, input_precision: str) -> str:
-        return input_precision
 
     def apply(self, config: PassConfig, artifact: ModelArtifact | None, context: PassContext) -> ModelArtifact:
         raise NotImplementedError

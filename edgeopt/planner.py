@@ -81,7 +81,7 @@ def plan(
     # a gate of 1.0 or more allows no loss at all: the least drop NNCF can be asked for stands in for it
     drop = 1 - gates.accuracy_retained if gates.accuracy_retained else 0.01
     symbols = {"cores": target.cores, "accuracy_gate_drop": round(min(max(drop, 1e-4), 0.99), 6)}
-    steps, skipped = _expand_steps(recipes, searched, baseline_framework, manifest, symbols, registry)
+    steps, skipped = _expand_steps(recipes, searched, baseline_framework, manifest, symbols, registry, target)
     baseline = next((s.id for s in steps if s.role == "baseline"), "source")
     adapters = sorted({*searched, baseline_framework, *(s.pass_name.partition(".")[0] for s in steps)})
     extras = tuple(registry.entry(name).install for name in adapters)
@@ -188,7 +188,7 @@ def _baseline_framework(searched: list[str], recipes: dict[str, Recipe], registr
 
 
 def _expand_steps(recipes: dict[str, Recipe], searched: list[str], baseline_framework: str, manifest: Manifest,
-                  symbols: dict, registry: Registry):
+                  symbols: dict, registry: Registry, target: Target):
     steps: list[Step] = []
     skipped: list[SkippedStep] = []
     baseline_id = "source"
@@ -205,7 +205,7 @@ def _expand_steps(recipes: dict[str, Recipe], searched: list[str], baseline_fram
                 promoted = role == "candidate" and entry.role == "baseline" and framework != baseline_framework
                 if entry.role != role and not promoted:
                     continue
-                admitted, why_not = entry.when.admits(manifest.model.task, manifest.model.format)
+                admitted, why_not = entry.when.admits(manifest.model.task, manifest.model.format, target.cpu.isa)
                 if not admitted:
                     skipped.append(SkippedStep(id=entry.id, pass_name=entry.pass_name, reason=why_not))
                     continue

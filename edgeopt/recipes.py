@@ -22,12 +22,16 @@ class _Strict(BaseModel):
 class When(_Strict):
     tasks: list[str] | None = None
     source_formats: list[str] | None = None
+    target_isa_any: list[str] | None = Field(
+        default=None, description="only when the target's CPU has one of these ISA features (e.g. avx512_bf16)")
 
-    def admits(self, task: str, source_format: str) -> tuple[bool, str]:
+    def admits(self, task: str, source_format: str, target_isa: tuple[str, ...] | list[str] = ()) -> tuple[bool, str]:
         if self.tasks is not None and task not in self.tasks:
             return False, f"only for tasks {self.tasks}, model task is {task!r}"
         if self.source_formats is not None and source_format not in self.source_formats:
             return False, f"only for sources {self.source_formats}, source is {source_format!r}"
+        if self.target_isa_any is not None and not set(self.target_isa_any) & set(target_isa):
+            return False, f"only for CPUs with {' or '.join(self.target_isa_any)}; the target has none of them"
         return True, ""
 
 

@@ -12,7 +12,6 @@ from types import MappingProxyType
 from typing import Mapping
 
 from edgeopt.errors import PlanError, closest
-from edgeopt.passes import Pass
 
 
 @dataclass(frozen=True)
@@ -54,12 +53,15 @@ class Registry:
         return next((e for e in self.entries if e.name == name), None)
 
     def adapter(self, name: str):
+        """The adapter object of a framework, checked against the written contract (frameworks/base.py)."""
+        from edgeopt.frameworks.base import FrameworkAdapter
+
         entry = self.entry(name)
         if entry is None or entry.module is None:
             raise PlanError(f"no adapter for framework {name!r}")
-        return importlib.import_module(entry.module).ADAPTER
+        return load_adapter(entry.module, FrameworkAdapter)
 
-    def pass_class(self, pass_name: str) -> type[Pass]:
+    def pass_class(self, pass_name: str):
         framework, _, short = pass_name.partition(".")
         entry = self.entry(framework)
         if entry is None or not entry.implemented:
@@ -79,6 +81,13 @@ class Registry:
     def is_available(self, name: str) -> bool:
         status = self.availability.get(name)
         return bool(status and status.available)
+
+
+def load_adapter(module: str, contract: type):
+    adapter = getattr(importlib.import_module(module), "ADAPTER", None)
+    if not isinstance(adapter, contract):
+        raise TypeError(f"{module}.ADAPTER is not a {contract.__name__} (see edgeopt/frameworks/base.py)")
+    return adapter
 
 
 _GRAPH_TASKS = ("classification", "embedding", "ocr", "regression", "generic")

@@ -1,4 +1,5 @@
-"""report.json (stable keys, documented in README) and the terminal summary."""
+"""The report: one typed model (report.json is its serialisation) that the terminal summary, the HTML
+page, the CI gate step and the packager all read."""
 
 from __future__ import annotations
 
@@ -7,45 +8,87 @@ import json
 import platform
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from edgeopt import __version__
 from edgeopt.build import BuildResult
 from edgeopt.candidates import CandidateRecord
+from edgeopt.errors import UsageError
+from edgeopt.gates import GatePolicy
+from edgeopt.measure.metrics import metric as metric_named
+from edgeopt.planner import Plan
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: gate verdicts with intervals, timing rounds, duplicate candidates, per-figure detail
 
 
-def build_report(result: BuildResult, cpu_model: str, deployment_notes: list[str] = ()) -> dict:
+class TargetRef(BaseModel):
+    id: str
+    name: str
+    detected: bool
+
+
+class ProvenanceNote(BaseModel):
+    label: str
+    statement: str
+
+
+class Report(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = SCHEMA_VERSION
+    edgeopt_version: str
+    created: str
+    manifest: str
+    target: TargetRef
+    provenance: ProvenanceNote
+    environment: dict
+    plan: Plan
+    gate_policy: GatePolicy
+    baseline: CandidateRecord
+    candidates: list[CandidateRecord]
+    selected: str | None
+    selected_dir: str | None
+    verdict: str
+    pareto_frontier: list[str] = Field(default_factory=list)
+    search: dict | None = None
+    cache: dict | None = None
+    diagnosis: dict | None = None
+    notes: list[str] = Field(default_factory=list)
+    deployment_notes: list[str] = Field(default_factory=list)
+    build_seconds: float
+
+    def record(self, record_id: str) -> CandidateRecord | None:
+        return next((r for r in (self.baseline, *self.candidates) if r.id == record_id), None)
+
+    @property
+    def selected_record(self) -> CandidateRecord | None:
+        return self.record(self.selected) if self.selected else None
+
+    @property
+    def metric(self) -> str:
+        return self.plan.metric
+
+
+def build_report(result: BuildResult, cpu_model: str, deployment_notes: list[str] = ()) -> Report:
     plan = result.plan
     versions = {}
     for record in (result.baseline, *result.candidates):
-        versions.update(record.metrics.get("versions", {}))
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "edgeopt_version": __version__,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "manifest": plan.manifest,
-        "target": {"id": plan.target.id, "name": plan.target.name, "detected": plan.target.detected},
-        "provenance": {
-            "label": plan.provenance,
-            "statement": _provenance_statement(plan.provenance, plan.target.name),
-        },
-        "environment": {"python": platform.python_version(), "platform": platform.platform(),
-                        "build_host_cpu": cpu_model, "frameworks": versions},
-        "plan": plan.model_dump(mode="json", exclude={"target"}),
-        "gate_policy": plan.gates.model_dump(mode="json"),
-        "baseline": _candidate(result.baseline),
-        "candidates": [_candidate(c) for c in result.candidates],
-        "selected": result.selected.id if result.selected else None,
-        "selected_dir": str(result.out_dir / "selected") if result.selected else None,
-        "verdict": _verdict(result),
-        "pareto_frontier": list(result.frontier),
-        "search": result.search,
-        "cache": result.cache,
-        "diagnosis": result.diagnosis,
-        "notes": [*plan.notes, *result.notes],
-        "deployment_notes": list(deployment_notes),
-        "build_seconds": round(result.seconds, 1),
-    }
+        versions.update(record.metrics.versions if record.metrics else {})
+    return Report(
+        edgeopt_version=__version__,
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        manifest=plan.manifest,
+        target=TargetRef(id=plan.target.id, name=plan.target.name, detected=plan.target.detected),
+        provenance=ProvenanceNote(label=plan.provenance, statement=_provenance_statement(plan.provenance, plan.target.name)),
+        environment={"python": platform.python_version(), "platform": platform.platform(),
+                     "build_host_cpu": cpu_model, "frameworks": versions},
+        plan=plan, gate_policy=plan.gates, baseline=result.baseline, candidates=list(result.candidates),
+        selected=result.selected.id if result.selected else None,
+        selected_dir=str(result.out_dir / "selected") if result.selected else None,
+        verdict=_verdict(result), pareto_frontier=list(result.frontier), search=result.search, cache=result.cache,
+        diagnosis=result.diagnosis, notes=[*plan.notes, *result.notes], deployment_notes=list(deployment_notes),
+        build_seconds=round(result.seconds, 1),
+    )
 
 
 def _provenance_statement(label: str, target_name: str) -> str:
@@ -53,45 +96,6 @@ def _provenance_statement(label: str, target_name: str) -> str:
         return f"Every figure was measured on {target_name}, the device this build targets."
     return (f"Every figure was measured on the build host, NOT on {target_name}. Use them to rank candidates "
             "only with care: the device's CPU, memory and runtime build can change the order.")
-
-
-def _candidate(record: CandidateRecord) -> dict:
-    metrics = record.metrics
-    return {
-        "id": record.id,
-        "framework": record.framework,
-        "precision": record.precision,
-        "stage": record.stage,
-        "pass": record.pass_name,
-        "config": record.config,
-        "input": record.input,
-        "status": record.status,
-        "error": record.error,
-        "provenance": record.provenance,
-        "metrics": {
-            "latency_ms": metrics.get("latency_ms"),
-            "baseline_p50_runs_ms": metrics.get("baseline_p50_runs_ms"),
-            "throughput_per_s": metrics.get("throughput_per_s"),
-            "peak_rss_mb": metrics.get("peak_rss_mb"),
-            "runtime_import_rss_mb": metrics.get("runtime_import_rss_mb"),
-            "size_mb": metrics.get("size_mb"),
-            "load_s": metrics.get("load_s"),
-            "threads": metrics.get("threads"),
-            "accuracy": metrics.get("accuracy"),
-            "peak_rss_with_eval_mb": metrics.get("peak_rss_with_eval_mb"),
-            "llm": metrics.get("llm"),  # language models: ttft_ms, prompt/generation tokens per second
-            "versions": metrics.get("versions"),
-        } if metrics else None,
-        "ratios": record.ratios,
-        "gates": {name: {"passed": g.passed, "value": g.value, "threshold": g.threshold, "detail": g.detail}
-                  for name, g in record.gates.items()},
-        "model_path": record.model_path,
-        "runtime_config": record.runtime_config,
-        "lineage": record.lineage,
-        "pass_seconds": record.pass_seconds,
-        "model_files": record.model_files,
-        "cached": record.cached,
-    }
 
 
 def _verdict(result: BuildResult) -> str:
@@ -107,72 +111,110 @@ def _verdict(result: BuildResult) -> str:
 
     lines = []
     for c in sorted(ok, key=closeness)[:3]:
-        failed = [f"{name} {g.value:.3f} < {g.threshold}" if g.value is not None else f"{name} not measured"
-                  for name, g in c.gates.items() if not g.passed]
+        failed = [_gate_line(name, g) for name, g in c.gates.items() if not g.passed]
         lines.append(f"{c.id}: " + "; ".join(failed))
     return "no candidate passes every gate; the closest — " + " | ".join(lines)
 
 
-def write_report(report: dict, out_dir: Path) -> Path:
+def _gate_line(name: str, gate) -> str:
+    if gate.value is None:
+        return f"{name} not measured"
+    if gate.verdict == "inconclusive":
+        low, high = gate.interval
+        return f"{name} {gate.value:.3f} [{low:.3f}–{high:.3f}] inconclusive at {gate.threshold}"
+    return f"{name} {gate.value:.3f} < {gate.threshold}"
+
+
+def write_report(report: Report, out_dir: Path) -> Path:
     path = out_dir / "report.json"
     partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(report, indent=2))
+    partial.write_text(report.model_dump_json(indent=2))
     partial.replace(path)
     return path
 
 
-def render_summary(report: dict) -> str:
-    metric = report["plan"]["metric"]
-    rows = [("candidate", "framework", "precision", "p50 ms", "p90 ms", "p99 ms", "RSS MB", "size MB", metric, "gates")]
-    for record in (report["baseline"], *report["candidates"]):
-        m = record["metrics"] or {}
-        lat = m.get("latency_ms") or {}
-        acc = (m.get("accuracy") or {}).get("score")
-        if record["status"] != "ok":
-            gates = f"{record['status']}: {(record['error'] or '')[:60]}"
-        elif record["id"] == "baseline":
+def load_report(path: Path) -> Report:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "report.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such report (run `edgeopt build` first)") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: not a report.json ({exc})") from None
+    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
+        found = data.get("schema_version") if isinstance(data, dict) else None
+        raise UsageError(f"{path}: report schema {found!r}, this edgeopt reads schema {SCHEMA_VERSION} "
+                         "(rebuild with this version)")
+    try:
+        return Report.model_validate(data)
+    except ValidationError as exc:
+        raise UsageError(f"{path}: not a valid report.json ({exc.errors()[0]['msg']} at "
+                         f"{'.'.join(map(str, exc.errors()[0]['loc']))})") from None
+
+
+# -- the terminal summary ---------------------------------------------------------------------------------
+_MARK = {"pass": "✓", "fail": "✗", "inconclusive": "?"}
+
+
+def render_summary(report: Report) -> str:
+    metric = report.metric
+    rows = [("candidate", "framework", "precision", "p50 ms", "p90 ms", "p99 ms", "speedup [95% CI]", "RSS MB",
+             "size MB", metric, "gates")]
+    for record in (report.baseline, *report.candidates):
+        m = record.metrics
+        lat = m.latency_ms if m else None
+        if record.status != "ok":
+            gates = f"{record.status}: {(record.error or '')[:70]}"
+        elif record.id == "baseline":
             gates = "(baseline)"
         else:
-            gates = " ".join(f"{_short(n)}{'✓' if g['passed'] else '✗'}{_ratio(g['value'])}" for n, g in record["gates"].items())
-        marker = "★ " if record["id"] == report["selected"] else ("◆ " if record["id"] in report["pareto_frontier"] else "  ")
-        rows.append((marker + record["id"], record["framework"], record["precision"] or "-", _num(lat.get("p50")), _num(lat.get("p90")),
-                     _num(lat.get("p99")), _num(m.get("peak_rss_mb"), 0), _num(m.get("size_mb"), 1),
-                     _num(acc, 4), gates))
+            gates = " ".join(f"{_short(n)}{_MARK[g.verdict]}{_ratio(g.value)}" for n, g in record.gates.items())
+        marker = "★ " if record.id == report.selected else ("◆ " if record.id in report.pareto_frontier else "  ")
+        precision = record.precision or "-"
+        if m and m.execution_precision and m.execution_precision not in precision:
+            precision += f" (ran {m.execution_precision})"
+        rows.append((marker + record.id, record.framework, precision, _num(lat and lat.p50, 3), _num(lat and lat.p90, 3),
+                     _num(lat and lat.p99, 3), _speedup(record), _num(m and m.peak_rss_mb, 0), _num(m and m.size_mb, 1),
+                     _num(m and m.score, 4), gates))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(str(v).ljust(w) for v, w in zip(r[:-1], widths)) + "  " + r[-1] for r in rows]
-    policy = report["gate_policy"]
+    policy = report.gate_policy
+    rounds = (report.baseline.metrics.timing.rounds if report.baseline.metrics and report.baseline.metrics.timing
+              else None)
     header = [
-        f"edgeopt build {report['manifest']} → {report['target']['id']} ({report['plan']['framework']})",
-        f"figures: {report['provenance']['label']} — {report['provenance']['statement']}",
-        f"gates ({policy['name']}): accuracy retained ≥ {policy['accuracy_retained']}, speedup ≥ {policy['speedup']}, "
-        f"memory cut ≥ {policy['memory_cut']} ({policy['memory_basis']})",
-        f"accuracy: {metric} — {_METRIC_NOTES.get(metric, '')}",
+        f"edgeopt build {report.manifest} → {report.target.id} ({report.plan.framework})",
+        f"figures: {report.provenance.label} — {report.provenance.statement}",
+        f"gates ({policy.name}): accuracy retained ≥ {policy.accuracy_retained}, speedup ≥ {policy.speedup}, "
+        f"memory cut ≥ {policy.memory_cut} ({policy.memory_basis}); a speedup passes when its whole 95% interval "
+        "clears the threshold",
+        f"accuracy: {metric} — {metric_named(metric).note}",
     ]
-    footer = ["★ selected  ◆ on the Pareto frontier (latency, peak RSS, size, accuracy)",
-              *(f"note: {n}" for n in report["notes"]), report["verdict"]]
-    search, cache = report.get("search") or {}, report.get("cache") or {}
+    if rounds:
+        header.append(f"timing: {rounds} rounds; each round times the baseline and a batch of candidates, interleaved")
+    footer = ["★ selected  ◆ on the Pareto frontier (latency, peak RSS, size, accuracy)  ? inconclusive: rerun with more "
+              "rounds", *(f"note: {n}" for n in report.notes), report.verdict]
+    search, cache = report.search or {}, report.cache or {}
     if search.get("stopped"):
         footer.append(f"search: {search['stopped']}")
-    diagnosis = report.get("diagnosis")
+    diagnosis = report.diagnosis
     if diagnosis and diagnosis.get("layers"):
         worst = ", ".join(f"{l['layer']} (cosine {l['cosine']:.3f})" for l in diagnosis["layers"][:3])
         footer.append(f"diagnosis: {diagnosis['candidate']} lost most accuracy; its most divergent layers vs "
                       f"{diagnosis['reference']}: {worst} (report.html lists {len(diagnosis['layers'])})")
     if cache.get("enabled"):
         footer.append(f"cache: {sum(cache['hits'].values())} hits, {sum(cache['misses'].values())} misses ({cache['dir']})")
-    if report["selected_dir"]:
-        footer.append(f"selected model: {report['selected_dir']}")
+    if report.selected_dir:
+        footer.append(f"selected model: {report.selected_dir}")
     return "\n".join([*header, "", *lines, "", *footer])
 
 
-_METRIC_NOTES = {
-    "top1": "share of correct labels; retained = candidate / baseline",
-    "fidelity": "mean cosine similarity to the baseline's outputs; retained = candidate / baseline",
-    "cer": "character error rate, lower is better; retained = baseline / candidate",
-    "mae": "mean absolute error, lower is better; retained = baseline / candidate",
-    "perplexity": "perplexity of the evaluation text, lower is better; retained = baseline / candidate; "
-                  "latency columns are milliseconds between generated tokens",
-}
+def _speedup(record: CandidateRecord) -> str:
+    r = record.ratios
+    if r.speedup is None:
+        return "-"
+    return f"{r.speedup:.2f}" + (f" [{r.speedup_ci[0]:.2f}–{r.speedup_ci[1]:.2f}]" if r.speedup_ci else "")
 
 
 def _short(name: str) -> str:
@@ -180,7 +222,7 @@ def _short(name: str) -> str:
 
 
 def _num(value, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+    return "-" if value is None or value is False else f"{value:.{digits}f}"
 
 
 def _ratio(value) -> str:

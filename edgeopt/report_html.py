@@ -1,7 +1,8 @@
-"""report.html: one self-contained page (no CDN, no network) rendered from report.json.
+"""report.html: one self-contained page (no CDN, no network) rendered from the typed Report.
 
 Tables are rendered here, so the page reads without JavaScript; the Pareto chart is drawn in the page
-by a small inline script (SVG, no library), with a choice of axes, tooltips and a link to each row.
+by a small inline script (SVG, no library), with a choice of axes, error bars over the timing rounds,
+tooltips and a link to each row. The baseline's per-round latency is a small server-side plot.
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ import json
 from html import escape
 from pathlib import Path
 
+from edgeopt.candidates import CandidateRecord
+from edgeopt.measure.metrics import metric as metric_named
+from edgeopt.report import Report
+
 _BADGES = {
     "measured-device": ("measured on device", "ok"),
     "measured-host": ("measured on build host", "warn"),
@@ -17,9 +22,10 @@ _BADGES = {
     "estimated": ("estimated", "muted"),
     "reference": ("reference", "muted"),
 }
+_VERDICT_BADGE = {"pass": "ok", "fail": "fail", "inconclusive": "warn"}
 
 
-def write_html_report(report: dict, out_dir: Path) -> Path:
+def write_html_report(report: Report, out_dir: Path) -> Path:
     path = out_dir / "report.html"
     partial = path.with_suffix(".html.partial")
     partial.write_text(render_html(report), encoding="utf-8")
@@ -27,13 +33,12 @@ def write_html_report(report: dict, out_dir: Path) -> Path:
     return path
 
 
-def render_html(report: dict) -> str:
-    metric = report["plan"]["metric"]
-    rows = [report["baseline"], *report["candidates"]]
-    points = [_point(r, report) for r in rows if r["status"] == "ok" and r["metrics"]]
-    data = {"metric": metric, "higher_is_better": metric in ("top1", "fidelity"), "points": points,
-            "selected": report["selected"]}
-    title = f"edgeopt · {report['manifest']} → {report['target']['id']}"
+def render_html(report: Report) -> str:
+    rows = [report.baseline, *report.candidates]
+    points = [_point(r, report) for r in rows if r.status == "ok" and r.metrics]
+    data = {"metric": report.metric, "higher_is_better": metric_named(report.metric).higher_is_better,
+            "points": points, "selected": report.selected}
+    title = f"edgeopt · {report.manifest} → {report.target.id}"
     body = "\n".join([
         f"<h1>{escape(title)}</h1>",
         _verdict_block(report),
@@ -43,6 +48,8 @@ def render_html(report: dict) -> str:
         _progression(report),
         "<h2>Candidates</h2>",
         _candidates_table(report, rows),
+        "<h2>Timing</h2>",
+        _timing_block(report),
         "<h2>Accuracy diagnosis</h2>",
         _diagnosis_block(report),
         "<h2>Gates</h2>",
@@ -56,14 +63,13 @@ def render_html(report: dict) -> str:
     return _PAGE.format(title=escape(title), style=_STYLE, body=body, data=payload, script=_SCRIPT)
 
 
-def _point(record: dict, report: dict) -> dict:
-    m = record["metrics"]
-    accuracy = (m.get("accuracy") or {}).get("score")
-    return {"id": record["id"], "framework": record["framework"], "precision": record["precision"],
-            "stage": record["stage"], "latency": (m.get("latency_ms") or {}).get("p50"),
-            "rss": m.get("peak_rss_mb"), "size": m.get("size_mb"), "accuracy": accuracy,
-            "passed": bool(record["gates"]) and all(g["passed"] for g in record["gates"].values()),
-            "frontier": record["id"] in report.get("pareto_frontier", []), "provenance": record["provenance"]}
+def _point(record: CandidateRecord, report: Report) -> dict:
+    m = record.metrics
+    rounds = m.timing.p50_per_round_ms if m.timing else []
+    return {"id": record.id, "framework": record.framework, "precision": record.precision, "stage": record.stage,
+            "latency": m.p50, "lat_lo": min(rounds) if rounds else None, "lat_hi": max(rounds) if rounds else None,
+            "rss": m.peak_rss_mb, "size": m.size_mb, "accuracy": m.score, "passed": record.passed_all_gates,
+            "frontier": record.id in report.pareto_frontier, "provenance": record.provenance}
 
 
 def _badge(provenance: str) -> str:
@@ -71,15 +77,14 @@ def _badge(provenance: str) -> str:
     return f'<span class="badge {kind}" title="{escape(provenance)}">{escape(label)}</span>'
 
 
-def _verdict_block(report: dict) -> str:
-    ok = report["selected"] is not None
-    provenance = report["provenance"]
-    notes = "".join(f"<li>{escape(n)}</li>" for n in report["notes"])
-    search = report.get("search") or {}
+def _verdict_block(report: Report) -> str:
+    ok = report.selected is not None
+    notes = "".join(f"<li>{escape(n)}</li>" for n in report.notes)
+    search = report.search or {}
     stopped = f"<p>Search: {escape(search['stopped'])}</p>" if search.get("stopped") else ""
     return (f'<div class="verdict {"pass" if ok else "fail"}"><strong>{"PASS" if ok else "NO CANDIDATE PASSES"}</strong> '
-            f'{escape(report["verdict"])}</div>'
-            f'<p>{_badge(provenance["label"])} {escape(provenance["statement"])}</p>{stopped}'
+            f'{escape(report.verdict)}</div>'
+            f'<p>{_badge(report.provenance.label)} {escape(report.provenance.statement)}</p>{stopped}'
             + (f"<ul class='notes'>{notes}</ul>" if notes else ""))
 
 
@@ -90,31 +95,29 @@ def _chart_block() -> str:
             '<span class="legend"><i class="dot frontier"></i> on the 4-way frontier (latency, RSS, size, accuracy) '
             '<i class="dot pass"></i> passes every gate <i class="dot other"></i> other</span></div>'
             '<div id="chart" role="img" aria-label="Pareto chart"></div><div id="tooltip" hidden></div>'
-            '<p class="hint">The line joins the candidates no other beats on both shown axes. Click a point to find its row.</p>')
+            '<p class="hint">The line joins the candidates no other beats on both shown axes. Latency error bars span the '
+            'round medians. Click a point to find its row.</p>')
 
 
-def _progression(report: dict) -> str:
-    base = report["baseline"]
-    cells = [_stage_cell("baseline", base, None)]
+def _progression(report: Report) -> str:
+    base = report.baseline
+    cells = [_stage_cell("baseline", base)]
     for stage in ("convert", "quantize", "accelerate"):
-        ok = [c for c in report["candidates"] if c["stage"] == stage and c["status"] == "ok"]
-        keeping = [c for c in ok if (c["gates"].get("accuracy_retained") or {}).get("passed", True)]
-        pool = keeping or ok
-        best = min(pool, key=lambda c: c["metrics"]["latency_ms"]["p50"]) if pool else None
-        cells.append(_stage_cell(stage, best, base))
+        ok = [c for c in report.candidates if c.stage == stage and c.status == "ok" and c.metrics.p50 is not None]
+        pool = [c for c in ok if c.keeps_accuracy] or ok
+        cells.append(_stage_cell(stage, min(pool, key=lambda c: c.metrics.p50) if pool else None))
     return '<div class="progression">' + '<span class="arrow">→</span>'.join(cells) + "</div>"
 
 
-def _stage_cell(stage: str, record: dict | None, base: dict | None) -> str:
-    if record is None or record["status"] != "ok":
+def _stage_cell(stage: str, record: CandidateRecord | None) -> str:
+    if record is None or record.status != "ok":
         return f'<div class="stage"><h3>{stage}</h3><p class="muted">nothing measured</p></div>'
-    m = record["metrics"]
-    speed = (record["ratios"] or {}).get("speedup")
-    acc = (m.get("accuracy") or {}).get("score")
-    lines = [f"<b>{escape(record['id'])}</b> ({escape(record['framework'])}, {escape(str(record['precision']))})",
-             f"p50 {m['latency_ms']['p50']:.3f} ms" + (f" · {speed:.2f}×" if speed else ""),
-             f"RSS {m['peak_rss_mb']:.0f} MB · {m['size_mb']:.1f} MB",
-             f"accuracy {acc:.4f}" if acc is not None else "accuracy n/a"]
+    m = record.metrics
+    speed = record.ratios.speedup
+    lines = [f"<b>{escape(record.id)}</b> ({escape(record.framework)}, {escape(str(record.precision))})",
+             f"p50 {_num(m.p50)} ms" + (f" · {speed:.2f}×" if speed else ""),
+             f"RSS {_num(m.peak_rss_mb, 0)} MB · {_num(m.size_mb, 1)} MB",
+             f"accuracy {m.score:.4f}" if m.score is not None else "accuracy n/a"]
     return f'<div class="stage"><h3>{stage}</h3>' + "<br>".join(lines) + "</div>"
 
 
@@ -122,36 +125,72 @@ def _num(value, digits=3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def _candidates_table(report: dict, rows: list[dict]) -> str:
+def _speedup_cell(record: CandidateRecord) -> str:
+    r = record.ratios
+    if r.speedup is None:
+        return "–"
+    interval = f' <span class="muted">[{r.speedup_ci[0]:.2f}–{r.speedup_ci[1]:.2f}]</span>' if r.speedup_ci else ""
+    return f"{r.speedup:.2f}{interval}"
+
+
+def _candidates_table(report: Report, rows: list[CandidateRecord]) -> str:
     head = ("<tr><th>candidate</th><th>framework</th><th>precision</th><th>stage</th><th>p50 ms</th><th>p90 ms</th>"
-            "<th>p99 ms</th><th>peak RSS MB</th><th>size MB</th><th>accuracy</th><th>speedup</th><th>gates</th>"
-            "<th>figures</th><th>what the pass reported</th></tr>")
+            "<th>p99 ms</th><th>peak RSS MB</th><th>size MB</th><th>accuracy</th><th>speedup [95% CI]</th>"
+            "<th>rounds</th><th>gates</th><th>figures</th><th>what the pass reported</th></tr>")
     body = []
     for r in rows:
-        m = r["metrics"] or {}
-        lat = m.get("latency_ms") or {}
-        marks = ("★ " if r["id"] == report["selected"] else "") + ("◆ " if r["id"] in report.get("pareto_frontier", []) else "")
-        if r["status"] != "ok":
-            gates = f'<span class="badge fail">{escape(r["status"])}</span> {escape((r["error"] or "")[:160])}'
-        elif r["id"] == "baseline":
+        m = r.metrics
+        lat = m.latency_ms if m else None
+        marks = ("★ " if r.id == report.selected else "") + ("◆ " if r.id in report.pareto_frontier else "")
+        if r.status != "ok":
+            gates = f'<span class="badge fail">{escape(r.status)}</span> {escape((r.error or "")[:160])}'
+        elif r.id == "baseline":
             gates = "baseline"
         else:
-            gates = " ".join(f'<span class="badge {"ok" if g["passed"] else "fail"}">{escape(n)} {_num(g["value"], 2)}</span>'
-                             for n, g in r["gates"].items())
-        cached = [k for k, v in (r.get("cached") or {}).items() if v]
-        figures = _badge(r["provenance"]) + (f' <span class="badge muted">cached: {", ".join(cached)}</span>' if cached else "")
+            gates = " ".join(f'<span class="badge {_VERDICT_BADGE[g.verdict]}" title="{escape(g.verdict)}">{escape(n)} '
+                             f'{_num(g.value, 2)}</span>' for n, g in r.gates.items())
+        cached = [k for k, v in r.cached.items() if v]
+        figures = _badge(r.provenance) + (f' <span class="badge muted">cached: {", ".join(cached)}</span>' if cached else "")
+        precision = str(r.precision or "–")
+        if m and m.execution_precision and m.execution_precision not in precision:
+            precision += f" (ran {m.execution_precision})"
+        timing = m.timing if m else None
+        rounds = "–" if timing is None else f"{timing.rounds}" + (f" ({len(timing.discarded)} redone)" if timing.discarded else "")
         body.append(
-            f'<tr id="row-{escape(r["id"])}" class="{r["status"]}"><td>{marks}{escape(r["id"])}</td><td>{escape(r["framework"])}</td>'
-            f'<td>{escape(str(r["precision"] or "–"))}</td><td>{escape(r["stage"])}</td><td>{_num(lat.get("p50"))}</td>'
-            f'<td>{_num(lat.get("p90"))}</td><td>{_num(lat.get("p99"))}</td><td>{_num(m.get("peak_rss_mb"), 0)}</td>'
-            f'<td>{_num(m.get("size_mb"), 1)}</td><td>{_num((m.get("accuracy") or {}).get("score"), 4)}</td>'
-            f'<td>{_num((r["ratios"] or {}).get("speedup"), 2)}</td><td>{gates}</td><td>{figures}</td>'
+            f'<tr id="row-{escape(r.id)}" class="{r.status}"><td>{marks}{escape(r.id)}</td><td>{escape(r.framework)}</td>'
+            f'<td>{escape(precision)}</td><td>{escape(r.stage)}</td><td>{_num(lat and lat.p50)}</td>'
+            f'<td>{_num(lat and lat.p90)}</td><td>{_num(lat and lat.p99)}</td><td>{_num(m and m.peak_rss_mb, 0)}</td>'
+            f'<td>{_num(m and m.size_mb, 1)}</td><td>{_num(m and m.score, 4)}</td>'
+            f'<td>{_speedup_cell(r)}</td><td>{rounds}</td><td>{gates}</td><td>{figures}</td>'
             f'<td>{_pass_notes(r)}</td></tr>')
-    return f'<table class="candidates">{head}{"".join(body)}</table><p class="hint">★ selected · ◆ on the Pareto frontier</p>'
+    return (f'<table class="candidates">{head}{"".join(body)}</table><p class="hint">★ selected · ◆ on the Pareto '
+            'frontier · a yellow gate is inconclusive: its 95% interval straddles the threshold (rerun with more rounds)</p>')
 
 
-def _diagnosis_block(report: dict) -> str:
-    diagnosis = report.get("diagnosis")
+def _timing_block(report: Report) -> str:
+    """The baseline's median latency round by round: how much the machine moved during the build."""
+    timing = report.baseline.metrics.timing if report.baseline.metrics else None
+    series = timing.p50_per_round_ms if timing else []
+    if len(series) < 2:
+        return '<p class="muted">The baseline was timed in fewer than two rounds.</p>'
+    w, h, pad = 560, 110, 8
+    lo, hi = min(series), max(series)
+    span = (hi - lo) or hi * 0.05 or 1
+    xs = [pad + i * (w - 2 * pad) / (len(series) - 1) for i in range(len(series))]
+    ys = [h - pad - (v - lo) / span * (h - 2 * pad) for v in series]
+    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys))
+    dots = "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="#3b6ea5"><title>round {i + 1}: {v:.3f} ms</title></circle>'
+                   for i, (x, y, v) in enumerate(zip(xs, ys, series)))
+    windows = (report.search or {}).get("windows") or []
+    return (f'<p>The baseline was timed in {len(series)} rounds (once beside every batch of candidates); its round '
+            f'medians ranged {lo:.3f}–{hi:.3f} ms. Each candidate\'s speedup is the median of its ratios to the baseline '
+            f'of the same round. {len(windows)} windows were timed in this build, one at a time.</p>'
+            f'<svg class="series" width="{w}" height="{h}" viewBox="0 0 {w} {h}"><polyline points="{line}" fill="none" '
+            f'stroke="#3b6ea5" stroke-width="1.5"/>{dots}</svg>')
+
+
+def _diagnosis_block(report: Report) -> str:
+    diagnosis = report.diagnosis
     if not diagnosis:
         return '<p class="muted">No candidate lost accuracy: nothing to diagnose.</p>'
     if diagnosis.get("error"):
@@ -172,8 +211,8 @@ _NOTE_LABELS = {  # lineage notes worth a glance in the table; the full notes ar
 }
 
 
-def _pass_notes(record: dict) -> str:
-    notes = (record.get("lineage") or [{}])[-1].get("notes", {}) if record.get("lineage") else {}
+def _pass_notes(record: CandidateRecord) -> str:
+    notes = record.lineage[-1].get("notes", {}) if record.lineage else {}
     parts = []
     for key, label in _NOTE_LABELS.items():
         value = notes.get(key)
@@ -185,49 +224,54 @@ def _pass_notes(record: dict) -> str:
             parts.append(f"{label}: {escape(shown)}")
         else:
             parts.append(f"{label}: {escape(f'{value:.1e}' if isinstance(value, float) else str(value))}")
+    if record.same_as:
+        parts.append(f"same model as {escape(record.same_as)}")
     return "<br>".join(parts)
 
 
-def _gates_table(report: dict) -> str:
-    policy = report["gate_policy"]
+def _gates_table(report: Report) -> str:
+    policy = report.gate_policy
     rows = ["<tr><th>gate</th><th>threshold</th><th>what it reads</th></tr>",
-            f"<tr><td>accuracy_retained</td><td>≥ {policy['accuracy_retained']}</td><td>{escape(report['plan']['metric'])} "
+            f"<tr><td>accuracy_retained</td><td>≥ {policy.accuracy_retained}</td><td>{escape(report.metric)} "
             "of the candidate relative to the baseline</td></tr>",
-            f"<tr><td>speedup</td><td>≥ {policy['speedup']}</td><td>baseline p50 latency / candidate p50 latency</td></tr>",
-            f"<tr><td>memory_cut</td><td>≥ {policy['memory_cut']}</td><td>1 − candidate / baseline {escape(policy['memory_basis'])}</td></tr>"]
-    return f'<p>Policy <b>{escape(policy["name"])}</b>: {escape(policy.get("description") or "")}</p><table>{"".join(rows)}</table>'
+            f"<tr><td>speedup</td><td>≥ {policy.speedup}</td><td>median over rounds of the baseline's latency / the "
+            "candidate's in the same round; passes when the 95% interval's lower end clears it, fails when the upper "
+            "end is below, else inconclusive</td></tr>",
+            f"<tr><td>memory_cut</td><td>≥ {policy.memory_cut}</td><td>1 − candidate / baseline "
+            f"{escape(policy.memory_basis)}</td></tr>"]
+    return f'<p>Policy <b>{escape(policy.name)}</b>: {escape(policy.description or "")}</p><table>{"".join(rows)}</table>'
 
 
-def _plan_block(report: dict) -> str:
-    plan = report["plan"]
-    rejected = "".join(f"<li><b>{escape(r['framework'])}</b>: {escape(r['reason'])}</li>" for r in plan["rejected"])
+def _plan_block(report: Report) -> str:
+    plan = report.plan
+    rejected = "".join(f"<li><b>{escape(r.framework)}</b>: {escape(r.reason)}</li>" for r in plan.rejected)
     steps = "".join(
-        f"<tr><td>{escape(s['id'])}</td><td>{escape(s['framework'])}</td><td>{escape(s['stage'])}</td><td>{escape(s['pass_name'])}</td>"
-        f"<td><code>{escape(json.dumps(s['config']))}</code></td><td>{escape(s['why'])}</td></tr>" for s in plan["steps"])
-    skipped = "".join(f"<li>{escape(s['id'])}: {escape(s['reason'])}</li>" for s in plan["skipped"])
-    return (f"<p><b>Framework:</b> {escape(plan['framework'])} — {escape(plan['framework_reason'])}</p>"
-            f"<p><b>Searched:</b> {escape(', '.join(plan['frameworks']))}; baseline run by {escape(plan['baseline_framework'])}"
-            f"; strategy {escape(plan['search']['strategy'])}</p>"
+        f"<tr><td>{escape(s.id)}</td><td>{escape(s.framework)}</td><td>{escape(s.stage)}</td><td>{escape(s.pass_name)}</td>"
+        f"<td><code>{escape(json.dumps(s.config))}</code></td><td>{escape(s.why)}</td></tr>" for s in plan.steps)
+    skipped = "".join(f"<li>{escape(s.id)}: {escape(s.reason)}</li>" for s in plan.skipped)
+    return (f"<p><b>Framework:</b> {escape(plan.framework)} — {escape(plan.framework_reason)}</p>"
+            f"<p><b>Searched:</b> {escape(', '.join(plan.frameworks))}; baseline run by {escape(plan.baseline_framework)}"
+            f"; strategy {escape(plan.search.strategy)}</p>"
             + (f"<p><b>Rejected:</b></p><ul>{rejected}</ul>" if rejected else "")
             + f"<table><tr><th>step</th><th>framework</th><th>stage</th><th>pass</th><th>config</th><th>why</th></tr>{steps}</table>"
             + (f"<p><b>Skipped by the plan:</b></p><ul>{skipped}</ul>" if skipped else ""))
 
 
-def _environment_block(report: dict) -> str:
-    env = report["environment"]
+def _environment_block(report: Report) -> str:
+    env = report.environment
     versions = ", ".join(f"{k} {v}" for k, v in sorted(env["frameworks"].items())) or "–"
-    cache = report.get("cache") or {}
+    cache = report.cache or {}
     cache_line = (f"{sum(cache['hits'].values())} hits, {sum(cache['misses'].values())} misses"
                   if cache.get("enabled") else "off")
-    search = report.get("search") or {}
+    search = report.search or {}
     return (f"<table><tr><td>build host CPU</td><td>{escape(env['build_host_cpu'])}</td></tr>"
             f"<tr><td>platform</td><td>{escape(env['platform'])} · Python {escape(env['python'])}</td></tr>"
             f"<tr><td>frameworks</td><td>{escape(versions)}</td></tr>"
             f"<tr><td>executor</td><td>{escape(str(search.get('executor', '–')))} "
             f"({escape(str(search.get('timing', '')))})</td></tr>"
             f"<tr><td>cache</td><td>{escape(cache_line)}</td></tr>"
-            f"<tr><td>edgeopt</td><td>{escape(report['edgeopt_version'])} · built {escape(report['created'])} in "
-            f"{report['build_seconds']} s</td></tr></table>")
+            f"<tr><td>edgeopt</td><td>{escape(report.edgeopt_version)} · built {escape(report.created)} in "
+            f"{report.build_seconds} s</td></tr></table>")
 
 
 _STYLE = """
@@ -276,7 +320,8 @@ _SCRIPT = r"""
     const pts = data.points.filter(p => p[xKey] != null && p.accuracy != null);
     const svg = el('svg', {width: W, height: H, viewBox: `0 0 ${W} ${H}`, id: 'pareto'}, chart);
     if (!pts.length) { el('text', {x: 20, y: 30}, svg).textContent = 'no measured candidate to plot'; chart.dataset.rendered = '0'; return; }
-    const [x0, x1] = range(pts.map(p => p[xKey])), [y0, y1] = range(pts.map(p => p.accuracy));
+    const xs = pts.map(p => p[xKey]).concat(xKey === 'latency' ? pts.filter(p => p.lat_lo != null).flatMap(p => [p.lat_lo, p.lat_hi]) : []);
+    const [x0, x1] = range(xs), [y0, y1] = range(pts.map(p => p.accuracy));
     const sx = v => M.l + (v - x0) / (x1 - x0) * (W - M.l - M.r), sy = v => H - M.b - (v - y0) / (y1 - y0) * (H - M.t - M.b);
     for (let i = 0; i <= 4; i++) {
       const xv = x0 + (x1 - x0) * i / 4, yv = y0 + (y1 - y0) * i / 4;
@@ -291,6 +336,9 @@ _SCRIPT = r"""
     const front = frontier2d(pts, xKey);
     el('polyline', {points: front.map(p => `${sx(p[xKey])},${sy(p.accuracy)}`).join(' '), fill: 'none', stroke: '#d1495b',
                     'stroke-width': 1.5, 'stroke-dasharray': '4 3', class: 'frontier-line'}, svg);
+    if (xKey === 'latency') for (const p of pts) if (p.lat_lo != null && p.lat_hi > p.lat_lo)
+      el('line', {x1: sx(p.lat_lo), x2: sx(p.lat_hi), y1: sy(p.accuracy), y2: sy(p.accuracy), stroke: '#9aa5b1',
+                  'stroke-width': 2, class: 'error-bar'}, svg);
     for (const p of pts) {
       const color = p.frontier ? '#d1495b' : (p.passed ? '#2a9d4b' : '#7b8794');
       const c = el('circle', {cx: sx(p[xKey]), cy: sy(p.accuracy), r: p.id === data.selected ? 8 : 5.5, fill: color,

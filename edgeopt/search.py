@@ -1,6 +1,11 @@
-"""The candidate search: the order steps run in, when it stops, and the Pareto frontier of the results."""
+"""The candidate search as pure logic: which steps run next, when the search stops and why, and the
+Pareto frontier of the results. No processes here: the Builder runs what the scheduler hands out and
+tells it what happened."""
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
 
 from edgeopt.candidates import CandidateRecord
 from edgeopt.planner import Plan, Step
@@ -18,14 +23,95 @@ def ordered_steps(plan: Plan) -> list[Step]:
     return sorted(steps, key=lambda s: (s.role != "baseline", STAGES.index(s.stage), s.cost, position[s.id]))
 
 
+class Scheduler:
+    """Hands out batches of steps whose inputs exist; records what it never ran, and why."""
+
+    def __init__(self, plan: Plan, parallelism: int, clock: Callable[[], float] = time.monotonic):
+        self.spec = plan.search
+        self.parallelism = max(1, parallelism)
+        self.pending: list[Step] = ordered_steps(plan)
+        self.started_candidates = 0
+        self.stop_reason: str | None = None
+        self.not_run: list[tuple[Step, str, str]] = []  # (step, "skipped", why)
+        self._clock, self._started = clock, clock()
+
+    def next_batch(self, produced: set[str], has_leader: Callable[[str], bool]) -> list[Step]:
+        """The next steps to run together; [] when the search is over."""
+        if not self.pending:
+            return []
+        if self.stop_reason is None:
+            self.stop_reason = self._budget_spent()
+        if self.stop_reason is not None:
+            self._skip_all(f"not evaluated: {self.stop_reason}")
+            return []
+        ready = []
+        for step in list(self.pending):
+            state, why = self._input_state(step, produced, has_leader)
+            if state == "missing":
+                self.pending.remove(step)
+                self.not_run.append((step, "skipped", why))
+            elif state == "ready":
+                ready.append(step)
+        if not ready:  # cannot happen with a valid plan; never spin
+            self._skip_all("its input was never produced")
+            return []
+        baseline = [s for s in ready if s.role == "baseline"]
+        batch = baseline or ready
+        if not baseline:
+            if self.spec.strategy == "cheap-first":
+                batch = batch[: self.parallelism]
+            if self.spec.max_candidates is not None:
+                batch = batch[: self.spec.max_candidates - self.started_candidates]
+        self.started_candidates += sum(s.role == "candidate" for s in batch)
+        self.pending = [s for s in self.pending if s not in batch]
+        return batch
+
+    def batch_done(self, passing: CandidateRecord | None) -> None:
+        """Told after each batch, with a candidate whose every gate passed (final verdicts), if any."""
+        if self.spec.strategy == "cheap-first" and self.stop_reason is None and passing is not None and self.pending:
+            self.stop_reason = f"the cheap-first search stopped once {passing.id} passed every gate"
+
+    def _budget_spent(self) -> str | None:
+        if self.spec.max_candidates is not None and self.started_candidates >= self.spec.max_candidates:
+            return f"search.max_candidates ({self.spec.max_candidates}) reached"
+        if self.spec.time_budget_s is not None and self._clock() - self._started > self.spec.time_budget_s:
+            return f"search.time_budget_s ({self.spec.time_budget_s:g} s) spent"
+        return None
+
+    def _skip_all(self, why: str) -> None:
+        self.not_run += [(step, "skipped", why) for step in self.pending]
+        self.pending = []
+
+    def _input_state(self, step: Step, produced: set[str], has_leader: Callable[[str], bool]) -> tuple[str, str]:
+        if step.input == "source":
+            return "ready", ""
+        if step.input == "@leader":
+            earlier = [s for s in self.pending if s.framework == step.framework and s is not step
+                       and STAGES.index(s.stage) < STAGES.index(step.stage)]
+            if earlier:
+                return "wait", ""
+            if has_leader(step.framework):
+                return "ready", ""
+            return "missing", f"no {step.framework} candidate keeps accuracy to build on"
+        if step.input in produced:
+            return "ready", ""
+        if any(s.id == step.input for s in self.pending):
+            return "wait", ""
+        return "missing", f"its input ({step.input}) was not produced"
+
+    def summary(self, runner_name: str) -> dict:
+        return {"strategy": self.spec.strategy, "executor": runner_name, "parallelism": self.parallelism,
+                "candidates_started": self.started_candidates, "stopped": self.stop_reason,
+                "timing": "in rounds, one window at a time, on the machine running the build: each round times the "
+                          "baseline and a batch's candidates in a shuffled order; passes and accuracy runs may overlap"}
+
+
 def objectives(record: CandidateRecord, higher_is_better: bool) -> tuple[float, ...] | None:
     """What the frontier trades off, each to be minimised: latency, peak RSS, size, accuracy loss."""
     m = record.metrics
-    try:
-        score = m["accuracy"]["score"]
-        values = (m["latency_ms"]["p50"], m["peak_rss_mb"], m["size_mb"], -score if higher_is_better else score)
-    except (KeyError, TypeError):
+    if m is None or m.latency_ms is None or m.score is None:
         return None
+    values = (m.latency_ms.p50, m.peak_rss_mb, m.size_mb, -m.score if higher_is_better else m.score)
     return None if any(v is None for v in values) else values
 
 

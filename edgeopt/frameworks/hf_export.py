@@ -10,7 +10,8 @@ import numpy as np
 from pydantic import Field
 
 from edgeopt.artifact import ModelArtifact
-from edgeopt.frameworks.common import fresh_dir, lineage_entry, probe_distribution
+from edgeopt.frameworks.base import FrameworkAdapter, require
+from edgeopt.frameworks.common import fresh_dir, probe_distribution
 from edgeopt.passes import Pass, PassConfig, PassContext
 
 INSTALL = "pip install 'edgeopt[hf]'"
@@ -32,18 +33,13 @@ class ExportOnnx(Pass):
     summary = "export to ONNX with the dynamo exporter; outputs compared with the source model"
 
     def apply(self, config: ExportConfig, artifact, context: PassContext) -> ModelArtifact:
-        try:
-            import torch
-            import transformers
-        except ImportError:
-            from edgeopt.errors import MissingDependency
-
-            raise MissingDependency("torch/transformers (Hugging Face export)", INSTALL) from None
+        torch = require("torch", "torch (Hugging Face export)", INSTALL)
+        transformers = require("transformers", "transformers (Hugging Face export)", INSTALL)
         source = Path(context.source_path)
         head = config.head
         if head == "auto":
             head = "sentence-embedding" if (source / "modules.json").exists() else {
-                "classification": "sequence-classification"}.get(context.extra.get("task"), "last-hidden-state")
+                "classification": "sequence-classification"}.get(context.task, "last-hidden-state")
         wrapper, output_name = _wrap(source, head, torch, transformers)
         with np.load(context.calibration_data) as data:
             names = [n for n in TEXT_INPUTS if n in data.files and n in wrapper.input_names]
@@ -63,7 +59,7 @@ class ExportOnnx(Pass):
         notes = {"head": head, "max_abs_error_vs_torch": float(error), "checked_samples": count,
                  "torch": torch.__version__, "transformers": transformers.__version__}
         return ModelArtifact(path=str(out), framework="onnxruntime", precision="fp32",
-                             lineage=(lineage_entry(context, f"hf.{self.name}", config, notes),))
+                             lineage=(context.lineage(f"hf.{self.name}", config, notes),))
 
 
 def _wrap(source: Path, head: str, torch, transformers):
@@ -131,7 +127,9 @@ def _compare(path: Path, wrapper, arrays: dict[str, np.ndarray], torch) -> float
     return float(np.abs(got - expected).max())
 
 
-class HfExportAdapter:
+class HfExportAdapter(FrameworkAdapter):
+    """A pass provider only: its export is run by ONNX Runtime."""
+
     name = "hf"
     install = INSTALL
     passes = {ExportOnnx.name: ExportOnnx}

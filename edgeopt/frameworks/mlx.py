@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -14,21 +16,17 @@ import numpy as np
 from pydantic import Field
 
 from edgeopt.artifact import ModelArtifact
-from edgeopt.frameworks.common import lineage_entry, probe_distribution
+from edgeopt.frameworks.base import FrameworkAdapter, Generator, LlmRuntime, require
+from edgeopt.frameworks.common import probe_distribution
 from edgeopt.passes import Pass, PassConfig, PassContext
+from edgeopt.protocol import LlmJob
 
 INSTALL = "pip install 'edgeopt[mlx]'"
 
 
 def _mlx_lm():
-    from edgeopt.errors import MissingDependency
-
-    try:
-        import mlx.core  # noqa: F401  (plain `mlx` on Linux lacks libmlx: the cpu extra is needed)
-        import mlx_lm
-    except ImportError as exc:
-        raise MissingDependency(f"mlx / mlx-lm ({exc})", INSTALL) from None
-    return mlx_lm
+    require("mlx.core", "mlx (plain `mlx` on Linux lacks libmlx: the cpu extra is needed)", INSTALL)
+    return require("mlx_lm", "mlx-lm", INSTALL)
 
 
 def _convert(source: Path, out: Path, **options) -> None:
@@ -42,7 +40,7 @@ def _convert(source: Path, out: Path, **options) -> None:
 def _artifact(out: Path, context: PassContext, pass_name: str, config: PassConfig, precision: str,
               notes: dict) -> ModelArtifact:
     return ModelArtifact(path=str(out), format="mlx", framework="mlx", precision=precision,
-                         lineage=(lineage_entry(context, pass_name, config, notes),))
+                         lineage=(context.lineage(pass_name, config, notes),))
 
 
 class ConvertConfig(PassConfig):
@@ -55,14 +53,11 @@ class Convert(Pass):
     cost = 2
     summary = "Hugging Face folder → MLX folder (safetensors + config + tokenizer)"
 
-    def precision(self, config, input_precision):
-        return {"float16": "f16", "bfloat16": "bf16", "float32": "f32"}[config.dtype]
-
     def apply(self, config: ConvertConfig, artifact, context: PassContext) -> ModelArtifact:
         out = context.output_dir
         _convert(Path(context.source_path), out, dtype=config.dtype)
-        return _artifact(out, context, f"mlx.{self.name}", config,
-                         self.precision(config, "f32"), {})
+        precision = {"float16": "f16", "bfloat16": "bf16", "float32": "f32"}[config.dtype]
+        return _artifact(out, context, f"mlx.{self.name}", config, precision, {})
 
 
 class QuantizeConfig(PassConfig):
@@ -77,15 +72,12 @@ class Quantize(Pass):
     cost = 2
     summary = "MLX affine group quantization of Linear and Embedding weights"
 
-    def precision(self, config, input_precision):
-        return f"q{config.bits}-g{config.group_size}"
-
     def apply(self, config: QuantizeConfig, artifact, context: PassContext) -> ModelArtifact:
         out = context.output_dir
         _convert(Path(context.source_path), out, quantize=True, q_bits=config.bits, q_group_size=config.group_size,
                  dtype=config.dtype)
-        return _artifact(out, context, f"mlx.{self.name}", config,
-                         self.precision(config, "f16"), unquantized_layers(out))
+        return _artifact(out, context, f"mlx.{self.name}", config, f"q{config.bits}-g{config.group_size}",
+                         unquantized_layers(out))
 
 
 def unquantized_layers(folder: Path) -> dict:
@@ -107,23 +99,6 @@ def unquantized_layers(folder: Path) -> dict:
             "unquantized": left[:40]}
 
 
-def perplexity(artifact: ModelArtifact, spec: dict) -> dict:
-    import mlx.core as mx
-
-    from edgeopt.measure.llm import perplexity_from_logits
-
-    model, tokenizer = _mlx_lm().load(artifact.path)
-    tokens = _tokens(tokenizer, Path(spec["text"]).read_text(errors="replace"))[: spec["eval_tokens"]]
-    chunks = []
-    for start in range(0, len(tokens) - 1, spec["context_length"]):
-        chunk = tokens[start:start + spec["context_length"]]
-        if len(chunk) < 2:
-            break
-        logits = model(mx.array(chunk)[None])[0].astype(mx.float32)
-        chunks.append((np.array(logits), np.array(chunk)))
-    return perplexity_from_logits(chunks, spec["context_length"])
-
-
 def _tokens(tokenizer, text: str) -> list[int]:
     tokens = tokenizer.encode(text)
     bos = getattr(tokenizer, "bos_token_id", None)
@@ -131,51 +106,67 @@ def _tokens(tokenizer, text: str) -> list[int]:
     return tokens if bos is None or (tokens and tokens[0] == bos) else [bos, *tokens]
 
 
-def generation_speed(artifact: ModelArtifact, spec: dict) -> dict:
-    import time
+class MlxGenerator(Generator):
+    def __init__(self, artifact: ModelArtifact):
+        self._mlx_lm = _mlx_lm()
+        self._model, self._tokenizer = self._mlx_lm.load(artifact.path)
+        ends = set(getattr(self._tokenizer, "eos_token_ids", None) or [])
+        if getattr(self._tokenizer, "eos_token_id", None) is not None:
+            ends.add(self._tokenizer.eos_token_id)
+        self._ends = sorted(ends)
 
-    from edgeopt.measure.llm import speed_summary
+    def _no_end(self, tokens, logits):
+        # end-of-sequence never wins the greedy pick: a timed generation runs to the tokens asked for
+        if self._ends:
+            import mlx.core as mx
 
-    mlx_lm = _mlx_lm()
-    model, tokenizer = mlx_lm.load(artifact.path)
-    runs = []
-    for repeat in range(spec["repeats"] + 1):  # the first round warms up (and compiles kernels)
-        for prompt in spec["prompts"]:
-            prompt_tokens = len(tokenizer.encode(prompt))
-            started, stamps = time.perf_counter(), []
-            for _ in mlx_lm.stream_generate(model, tokenizer, prompt, max_tokens=spec["max_new_tokens"]):
-                stamps.append(time.perf_counter())
-            if repeat:
-                runs.append((prompt_tokens, started, stamps))
-    return speed_summary(runs)
+            mask = mx.zeros(logits.shape[-1])
+            mask[mx.array(self._ends)] = -float("inf")
+            logits = logits + mask
+        return logits
+
+    def prompt_tokens(self, prompt: str) -> int:
+        return len(self._tokenizer.encode(prompt))
+
+    def generate(self, prompt: str, max_tokens: int) -> list[float]:
+        stamps = []
+        for _ in self._mlx_lm.stream_generate(self._model, self._tokenizer, prompt, max_tokens=max_tokens,
+                                              logits_processors=[self._no_end]):
+            stamps.append(time.perf_counter())
+        return stamps
 
 
-class MlxAdapter:
-    name = "mlx"
-    install = INSTALL
-    passes = {p.name: p for p in (Convert, Quantize)}
+class MlxRuntime(LlmRuntime):
+    framework = "mlx"
     package_format = "mlx"
 
-    def probe(self):
-        return probe_distribution("mlx", "mlx-lm", import_name="mlx_lm")
-
-    def runtime_versions(self) -> dict[str, str]:
+    def versions(self) -> dict[str, str]:
         import mlx.core as mx
 
         return {"mlx": mx.__version__, "mlx-lm": _mlx_lm().__version__, "mlx_device": str(mx.default_device())}
 
-    def measure_llm(self, artifact: ModelArtifact, spec: dict, threads: int | None, timing: bool, accuracy: bool) -> dict:
-        result = {}
-        if timing:
-            result.update(generation_speed(artifact, spec))
-        if accuracy:
-            result["accuracy"] = perplexity(artifact, spec)
-        return result
+    def perplexity(self, artifact: ModelArtifact, job: LlmJob, threads: int | None) -> dict:
+        import mlx.core as mx
+
+        from edgeopt.measure.llm import perplexity_from_logits
+
+        model, tokenizer = _mlx_lm().load(artifact.path)
+        tokens = _tokens(tokenizer, Path(job.text).read_text(errors="replace"))[: job.eval_tokens]
+        chunks = []
+        for start in range(0, len(tokens) - 1, job.context_length):
+            chunk = tokens[start:start + job.context_length]
+            if len(chunk) < 2:
+                break
+            logits = model(mx.array(chunk)[None])[0].astype(mx.float32)
+            chunks.append((np.array(logits), np.array(chunk)))
+        return perplexity_from_logits(chunks, job.context_length)
+
+    def open_generator(self, artifact: ModelArtifact, job: LlmJob, threads: int | None) -> MlxGenerator:
+        return MlxGenerator(artifact)
 
     def size_bytes(self, artifact: ModelArtifact) -> int:
         return sum(os.path.getsize(p) for p in artifact.all_paths() if p.suffix == ".safetensors")
 
-    # -- packaging --------------------------------------------------------------------------------
     def package_files(self, artifact: ModelArtifact) -> dict[str, Path]:
         root = Path(artifact.path)
         return {str(p.relative_to(root)): p for p in artifact.all_paths()}
@@ -183,7 +174,7 @@ class MlxAdapter:
     def package_entry(self, artifact: ModelArtifact) -> str:
         return "."
 
-    def runtime_requirement(self, built_with: dict[str, str]) -> dict:
+    def runtime_requirement(self, built_with: Mapping[str, str]) -> dict:
         version = built_with.get("mlx-lm") or _mlx_lm().__version__
         return {"package": "mlx-lm", "version_range": f">={version}", "measured_with": version,
                 "install": f"pip install 'mlx-lm>={version}'  # macOS on Apple silicon; on Linux: 'mlx-lm[cpu]'"}
@@ -195,10 +186,15 @@ class MlxAdapter:
                 "architecture": config.get("model_type"), "quantization": config.get("quantization"),
                 "context_length": config.get("max_position_embeddings")}
 
-    def example_script(self) -> str:
-        from importlib.resources import files
 
-        return (files("edgeopt.frameworks") / "examples" / "mlx_example.py").read_text()
+class MlxAdapter(FrameworkAdapter):
+    name = "mlx"
+    install = INSTALL
+    passes = {p.name: p for p in (Convert, Quantize)}
+    runtime = MlxRuntime()
+
+    def probe(self):
+        return probe_distribution("mlx", "mlx-lm", import_name="mlx_lm")
 
 
 ADAPTER = MlxAdapter()

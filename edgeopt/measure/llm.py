@@ -1,13 +1,9 @@
-"""Figures for language models, the same for every runtime: perplexity from logits, and
-time to first token / prompt and generation tokens per second from token timestamps."""
+"""Perplexity for language models from a runtime's own logits, the same for every runtime (generation
+speed is timed in windows: edgeopt/measure/timing.py)."""
 
 from __future__ import annotations
 
-import statistics
-
 import numpy as np
-
-from edgeopt.measure.stats import latency_summary
 
 
 def perplexity_from_logits(chunks: list[tuple[np.ndarray, np.ndarray]], context_length: int) -> dict:
@@ -25,28 +21,3 @@ def perplexity_from_logits(chunks: list[tuple[np.ndarray, np.ndarray]], context_
     ppl = float(np.exp(total / count))
     return {"score": ppl, "perplexity": ppl, "tokens_scored": count, "chunks": len(chunks),
             "context_length": context_length}
-
-
-def speed_summary(runs: list[tuple[int, float, list[float]]]) -> dict:
-    """runs: (prompt tokens, start time, the time each generated token arrived). Latency is the
-    interval between generated tokens, so a gate's speedup is the generation speedup."""
-    intervals, ttft, prompt_rate, generation_rate, generated = [], [], [], [], 0
-    for prompt_tokens, started, stamps in runs:
-        if not stamps:
-            continue
-        first = stamps[0] - started
-        ttft.append(first * 1000)
-        prompt_rate.append(prompt_tokens / first)  # includes decoding the first token: a slight underestimate
-        gaps = np.diff(stamps)
-        intervals.extend(gaps.tolist())
-        if len(stamps) > 1:
-            generation_rate.append((len(stamps) - 1) / (stamps[-1] - stamps[0]))
-        generated += len(stamps)
-    if not intervals:
-        raise ValueError("no tokens were generated")
-    return {
-        **latency_summary(intervals, 1),
-        "llm": {"ttft_ms": statistics.median(ttft), "prompt_tokens_per_s": statistics.median(prompt_rate),
-                "generation_tokens_per_s": statistics.median(generation_rate) if generation_rate else None,
-                "generated_tokens": generated, "runs": len(runs)},
-    }

@@ -1,12 +1,48 @@
-"""Accuracy metrics. Each returns a `score` (the number gates compare) and whether higher is better."""
+"""Accuracy metrics: one registry holds every fact about a metric (direction, what it needs, how it is
+computed, how the report explains it), so the build asks the metric and never tests its name."""
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
-HIGHER_IS_BETTER = {"top1": True, "fidelity": True, "mae": False, "cer": False, "perplexity": False}
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    higher_is_better: bool
+    note: str  # one line for the report: what the score is and how "retained" reads it
+    needs_labels: bool = False
+    needs_reference: bool = False  # compares candidates with the baseline's own outputs (saved by the baseline)
+    needs_decode: bool = False  # a `decode` hook turns outputs into text first
+    computed_by_runtime: bool = False  # language models: the runtime scores the text itself
+    tasks: tuple[str, ...] | None = None  # None: any task but those that need a runtime-computed metric
+    compute: Callable[..., dict] | None = None  # (outputs, labels, reference, spec) -> {"score": ..., ...}
+
+    def retained(self, score: float | None, base: float | None) -> float | None:
+        """Candidate vs baseline as a ratio where 1.0 means nothing was lost."""
+        if score is None or base is None:
+            return None
+        if self.higher_is_better:
+            return None if base == 0 else score / base
+        if score == 0:
+            return 1.0 if base == 0 else float("inf")
+        return base / score
+
+    def evaluate(self, spec: Mapping, outputs: np.ndarray, labels: np.ndarray | None,
+                 reference: np.ndarray | None) -> dict:
+        if self.compute is None:
+            raise ValueError(f"metric {self.name!r} is computed by the runtime, not from outputs")
+        if self.needs_reference and reference is None:
+            # the baseline is the reference: its score against itself is 1 by definition, not a measurement
+            return {"score": 1.0, "cosine_mean": 1.0, "samples": len(outputs), "reference": True}
+        if self.needs_labels and labels is None:
+            raise ValueError(f"metric {self.name!r} needs labels and the evaluation data has none")
+        return self.compute(outputs, labels, reference, spec)
 
 
 def top1(outputs: np.ndarray, labels: np.ndarray) -> dict:
@@ -76,20 +112,26 @@ def load_function(spec: str):
     return getattr(importlib.import_module(module), function)
 
 
-def compute(metric: dict, outputs: np.ndarray, labels: np.ndarray | None, reference: np.ndarray | None) -> dict:
-    name = metric["name"]
-    if name == "fidelity":
-        if reference is None:
-            # the baseline is the reference: its fidelity to itself is 1 by definition, not a measurement
-            return {"score": 1.0, "cosine_mean": 1.0, "samples": len(outputs), "reference": True}
-        return fidelity(outputs, reference)
-    if labels is None:
-        raise ValueError(f"metric {name!r} needs labels and the evaluation data has none")
-    if name == "top1":
-        return top1(outputs, labels)
-    if name == "mae":
-        return mae(outputs, labels)
-    if name == "cer":
-        texts = list(load_function(metric["decode"])(outputs))
-        return cer(texts, [str(l) for l in labels])
-    raise ValueError(f"unknown metric {name!r}")
+def _decoded_cer(outputs, labels, reference, spec) -> dict:
+    texts = list(load_function(spec["decode"])(outputs))
+    return cer(texts, [str(label) for label in labels])
+
+
+METRICS: Mapping[str, Metric] = MappingProxyType({
+    "top1": Metric("top1", True, "share of correct labels; retained = candidate / baseline", needs_labels=True,
+                   compute=lambda outputs, labels, reference, spec: top1(outputs, labels)),
+    "fidelity": Metric("fidelity", True, "mean cosine similarity to the baseline's outputs; retained = candidate / "
+                       "baseline", needs_reference=True,
+                       compute=lambda outputs, labels, reference, spec: fidelity(outputs, reference)),
+    "mae": Metric("mae", False, "mean absolute error, lower is better; retained = baseline / candidate",
+                  needs_labels=True, compute=lambda outputs, labels, reference, spec: mae(outputs, labels)),
+    "cer": Metric("cer", False, "character error rate, lower is better; retained = baseline / candidate",
+                  needs_labels=True, needs_decode=True, compute=_decoded_cer),
+    "perplexity": Metric("perplexity", False, "perplexity of the evaluation text, lower is better; retained = "
+                         "baseline / candidate; latency columns are milliseconds between generated tokens",
+                         computed_by_runtime=True, tasks=("causal-lm",)),
+})
+
+
+def metric(name: str) -> Metric:
+    return METRICS[name]

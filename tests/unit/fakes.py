@@ -2,6 +2,7 @@
 
 from typing import Literal
 
+from edgeopt.frameworks.base import FrameworkAdapter
 from edgeopt.passes import Pass, PassConfig
 from edgeopt.registry import Availability
 
@@ -22,8 +23,9 @@ class Calibrated(Pass):
     needs_calibration = True
 
 
-class FakeAdapter:
+class FakeAdapter(FrameworkAdapter):
     name = "fake"
+    install = "pip install fake"
     passes = {"shrink": Shrink, "calibrated": Calibrated}
 
     def probe(self):

@@ -16,11 +16,11 @@ def test_layers_are_ranked_most_divergent_first_and_unmatched_ones_ignored():
 
 
 def test_nncf_reverted_layers_are_read_from_its_log():
-    from edgeopt.frameworks.openvino import _reverted_operations
+    from edgeopt.frameworks.openvino.passes import reverted_operations
 
     log = ["Metric of quantized model: 0.97", "Reverted 1 operations to the floating-point precision: \n\tMatMul_1",
            "Reverted 1 operations to the floating-point precision: \n\tMatMul_2",
            "2 out of 2 were reverted back to the floating-point precision:\n\tMatMul_1\n\tMatMul_2",
            "Algorithm completed: achieved required accuracy drop 0.01 (relative)"]
-    reverted, completion = _reverted_operations(log)
+    reverted, completion = reverted_operations(log)
     assert reverted == ["MatMul_1", "MatMul_2"] and completion.startswith("Algorithm completed")

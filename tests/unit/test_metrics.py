@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from edgeopt.measure import metrics
-from edgeopt.measure.stats import latency_summary
+from edgeopt.measure.rounds import latency
+from edgeopt.protocol import WindowResult
 
 
 def test_top1_counts_argmax_matches():
@@ -21,7 +22,7 @@ def test_fidelity_of_identical_outputs_is_one_and_drops_with_noise():
 
 
 def test_the_baseline_is_its_own_reference_and_says_so():
-    result = metrics.compute({"name": "fidelity"}, np.ones((3, 4)), None, None)
+    result = metrics.metric("fidelity").evaluate({"name": "fidelity"}, np.ones((3, 4)), None, None)
     assert result["reference"] is True and result["score"] == 1.0
 
 
@@ -37,12 +38,18 @@ def test_mae():
 
 def test_label_metrics_need_labels():
     with pytest.raises(ValueError, match="needs labels"):
-        metrics.compute({"name": "top1"}, np.ones((2, 2)), None, None)
+        metrics.metric("top1").evaluate({"name": "top1"}, np.ones((2, 2)), None, None)
 
 
-def test_latency_summary_percentiles():
-    summary = latency_summary([0.001 * i for i in range(1, 101)], batch_size=4)
-    assert summary["latency_ms"]["p50"] == pytest.approx(50.5)
-    assert summary["latency_ms"]["p99"] == pytest.approx(99.01)
-    assert summary["latency_ms"]["runs"] == 100
-    assert summary["throughput_per_s"] == pytest.approx(4 * 1000 / 50.5)
+def test_latency_pools_every_window_of_every_round():
+    windows = [WindowResult(samples_ms=tuple(float(i) for i in range(start, start + 50)), wall_s=1, cpu_s=1)
+               for start in (1, 51)]
+    pooled = latency(windows)
+    assert pooled.p50 == pytest.approx(50.5) and pooled.p99 == pytest.approx(99.01) and pooled.runs == 100
+
+
+def test_what_a_metric_needs_is_asked_of_the_registry():
+    assert metrics.metric("fidelity").needs_reference and not metrics.metric("top1").needs_reference
+    assert metrics.metric("cer").needs_decode and not metrics.metric("cer").higher_is_better
+    assert metrics.metric("perplexity").computed_by_runtime and metrics.metric("perplexity").tasks == ("causal-lm",)
+    assert metrics.metric("mae").retained(0.5, 0.25) == 0.5 and metrics.metric("top1").retained(0.45, 0.9) == 0.5

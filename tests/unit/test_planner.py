@@ -1,6 +1,7 @@
 from types import MappingProxyType
 
 import pytest
+from pydantic import ValidationError
 
 from edgeopt.catalog import FrameworkChain, load_catalog
 from edgeopt.errors import ManifestError, MissingDependency, PlanError
@@ -119,7 +120,7 @@ def test_leader_input_and_task_filter():
 
 def test_plan_is_frozen():
     p = make_plan()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         p.framework = "other"
 
 

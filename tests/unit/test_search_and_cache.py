@@ -7,9 +7,10 @@ from edgeopt.search import pareto_frontier
 
 
 def record(id, p50, rss, size, score, status="ok"):
-    metrics = {"latency_ms": {"p50": p50}, "peak_rss_mb": rss, "size_mb": size, "accuracy": {"score": score}}
+    from tests.unit.test_gates_and_selection import metrics
+
     return CandidateRecord(id=id, framework="f", stage="quantize", status=status, provenance="measured-host",
-                           metrics=metrics if status == "ok" else {})
+                           metrics=metrics(p50, rss, size, score) if status == "ok" else None)
 
 
 def test_pareto_frontier_keeps_only_undominated_measured_candidates():

@@ -1,0 +1,129 @@
+"""edgeopt as a Python API: plan a manifest for a target, build it, package the result.
+
+    from edgeopt import api
+    context = api.plan("examples/minilm/manifest.yaml", target="rk3566")
+    outcome = api.build("examples/minilm/manifest.yaml", api.BuildOptions(target="rk3566"))
+    outcome.report.selected, outcome.report_path
+
+The CLI is a thin layer over these functions: it parses arguments and maps outcomes to exit statuses.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeopt.errors import UsageError
+from edgeopt.hostinfo import HostFacts
+from edgeopt.manifest import Manifest
+from edgeopt.planner import Plan
+from edgeopt.progress import BuildProgress
+from edgeopt.registry import Registry
+from edgeopt.report import Report
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    manifest: Manifest
+    host: HostFacts
+    registry: Registry
+    plan: Plan
+
+
+def plan(manifest_path: str | Path, target: str | None = None) -> PlanContext:
+    """Load and validate the manifest, resolve the target, probe the frameworks, and plan. Runs nothing."""
+    from edgeopt.catalog import load_catalog
+    from edgeopt.gates import load_gate_policies
+    from edgeopt.hostinfo import detect_host
+    from edgeopt.manifest import load_manifest
+    from edgeopt.planner import plan as make_plan
+    from edgeopt.recipes import load_recipes
+    from edgeopt.registry import default_registry
+
+    manifest = load_manifest(Path(manifest_path))
+    host = detect_host()
+    resolved = load_catalog(host=host).resolve(target or manifest.target)
+    registry = default_registry().probed()
+    return PlanContext(manifest, host, registry, make_plan(manifest, resolved, load_recipes(), registry,
+                                                           load_gate_policies()))
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    target: str | None = None
+    out: Path | None = None
+    executor: str = "local"  # local | inprocess | ray | ray:ADDRESS | ray://HOST:PORT
+    jobs: int = 1
+    cache_dir: Path | None = None  # default: $EDGEOPT_CACHE_DIR or ~/.cache/edgeopt
+    no_cache: bool = False
+    remeasure: bool = False
+    package: bool = False
+    progress: BuildProgress | None = None
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    python: str = sys.executable
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    report: Report
+    out_dir: Path
+    report_path: Path
+    html_path: Path
+    archive: Path | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.report.selected is not None
+
+
+def build(manifest_path: str | Path, options: BuildOptions = BuildOptions()) -> BuildOutcome:
+    """Plan, search, measure, gate and select; write report.json, report.html and, when asked and a
+    candidate passed every gate, the package of the selected model."""
+    from edgeopt.build import Builder
+    from edgeopt.cache import BuildCache, default_cache_dir
+    from edgeopt.package import deployment_notes, write_package
+    from edgeopt.progress import NoProgress
+    from edgeopt.report import build_report, write_report
+    from edgeopt.report_html import write_html_report
+    from edgeopt.runners import make_runner
+    from edgeopt.telemetry import offline_env
+
+    if options.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    context = plan(manifest_path, options.target)
+    manifest, the_plan = context.manifest, context.plan
+    out_dir = (options.out or Path(manifest.output.dir or Path(manifest.base_dir) / "out" / the_plan.target.id)).resolve()
+    cache = BuildCache(None if options.no_cache else (options.cache_dir or default_cache_dir(options.environ)),
+                       read_measurements=not options.remeasure)
+    worker_env = offline_env(options.environ)
+    progress = options.progress or NoProgress()
+    progress.message(f"edgeopt: building {manifest.name} for {the_plan.target.id} with "
+                     f"{', '.join(the_plan.frameworks)} → {out_dir}")
+    runner = make_runner(options.executor, worker_env, options.python, options.jobs)
+    timing_runner = runner if options.executor == "inprocess" else make_runner("local", worker_env, options.python)
+    try:
+        result = Builder(the_plan, manifest, context.registry, out_dir, runner, timing_runner, progress, cache).run()
+    finally:
+        runner.close()
+    report = build_report(result, context.host.cpu_model, deployment_notes(manifest))
+    report_path = write_report(report, result.out_dir)
+    html_path = write_html_report(report, result.out_dir)
+    archive = None
+    if options.package and result.selected:
+        archive = write_package(report, result.out_dir, context.registry, artifact=result.artifacts[result.selected.id])
+    return BuildOutcome(report, result.out_dir, report_path, html_path, archive)
+
+
+def package(build_dir: str | Path, candidate: str | None = None, out: Path | None = None) -> Path:
+    """The deployable archive of a finished build's selected (or named) candidate."""
+    from edgeopt.package import write_package
+    from edgeopt.registry import default_registry
+    from edgeopt.report import load_report
+
+    build_dir = Path(build_dir)
+    if not (build_dir / "report.json").is_file():
+        raise UsageError(f"{build_dir}: no report.json (is it an `edgeopt build` output folder?)")
+    return write_package(load_report(build_dir), build_dir, default_registry(), candidate=candidate, out=out)

@@ -1,0 +1,79 @@
+"""llama.cpp's quantizer and runtime settings as passes."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from edgeopt.artifact import ModelArtifact
+from edgeopt.frameworks.base import runtime_settings_pass
+from edgeopt.frameworks.common import fresh_dir
+from edgeopt.frameworks.gguf.runtime import (
+    MODEL_FILE,
+    gguf_artifact,
+    gguf_py,
+    llama_cpp,
+)
+from edgeopt.passes import Pass, PassConfig, PassContext
+
+QuantType = Literal["F16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_0", "Q4_K_M", "Q4_0", "Q4_1"]
+_EXPECTED = {  # the tensor types a file type is made of; anything else in a 2-D weight is a fallback
+    "F16": {"F16"}, "Q8_0": {"Q8_0"}, "Q6_K": {"Q6_K"}, "Q5_K_M": {"Q5_K", "Q6_K"}, "Q5_0": {"Q5_0", "Q6_K", "Q8_0"},
+    "Q4_K_M": {"Q4_K", "Q6_K"}, "Q4_0": {"Q4_0", "Q6_K", "Q8_0"}, "Q4_1": {"Q4_1", "Q6_K", "Q8_0"},
+}
+
+
+class QuantizeConfig(PassConfig):
+    type: QuantType = "Q4_K_M"
+    leave_output_tensor: bool = False
+    threads: int | None = Field(default=None, ge=1)
+
+
+class Quantize(Pass):
+    name = "quantize"
+    Config = QuantizeConfig
+    summary = "llama.cpp's quantizer (llama_model_quantize); re-quantizes quantized input when it must"
+
+    def apply(self, config: QuantizeConfig, artifact: ModelArtifact, context: PassContext) -> ModelArtifact:
+        llama = llama_cpp()
+        if artifact.format != "gguf":
+            raise ValueError(f"gguf.quantize takes a GGUF model, got {artifact.format}")
+        out = fresh_dir(context.output_dir) / MODEL_FILE
+        params = llama.llama_model_quantize_default_params()
+        params.ftype = getattr(llama, f"LLAMA_FTYPE_MOSTLY_{config.type}")
+        params.allow_requantize = artifact.precision not in ("f16", "f32", "F16", "F32")
+        params.quantize_output_tensor = not config.leave_output_tensor
+        params.nthread = config.threads or os.cpu_count() or 1
+        status = llama.llama_model_quantize(str(artifact.path).encode(), str(out).encode(), ctypes.byref(params))
+        if status != 0 or not out.exists():
+            raise RuntimeError(f"llama_model_quantize failed with status {status}")
+        notes = tensor_types(out, config.type)
+        notes["requantized_from"] = artifact.precision if params.allow_requantize else None
+        return gguf_artifact(artifact, out, context, f"gguf.{self.name}", config, config.type, notes)
+
+
+def tensor_types(path: Path, requested: str) -> dict:
+    """What the file really holds: tensor counts per type, and the 2-D weights that fell back to
+    another type (K-quants need rows divisible by 256; SmolLM's 576-wide rows are not)."""
+    reader = gguf_py().GGUFReader(str(path))
+    counts: dict[str, int] = {}
+    fallbacks = []
+    for tensor in reader.tensors:
+        kind = tensor.tensor_type.name
+        counts[kind] = counts.get(kind, 0) + 1
+        if len(tensor.shape) >= 2 and kind not in _EXPECTED.get(requested, {requested}) and kind not in ("F32",):
+            fallbacks.append({"tensor": tensor.name, "type": kind, "row": int(tensor.shape[0])})
+    return {"tensor_types": counts, "fallbacks": len(fallbacks), "fallback_tensors": fallbacks[:40]}
+
+
+class RuntimeConfig(PassConfig):
+    n_threads: int | None = Field(default=None, ge=1)
+    n_batch: int = Field(default=512, ge=1, description="prompt tokens processed per batch")
+
+
+Runtime = runtime_settings_pass("gguf", RuntimeConfig,
+                                summary="llama.cpp runtime settings (threads, batch); the file is unchanged")

@@ -1,0 +1,225 @@
+"""ONNX Runtime's passes: offline graph optimization, dynamic and static int8, fp16, session settings."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from edgeopt.artifact import ModelArtifact
+from edgeopt.frameworks.base import runtime_settings_pass
+from edgeopt.frameworks.common import fresh_dir
+from edgeopt.frameworks.onnxruntime.runtime import LEVELS, cast, ort
+from edgeopt.passes import NothingToDo, Pass, PassConfig, PassContext
+
+MODEL_FILE = "model.onnx"
+QUANTIZED_OPS = ("MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv", "DynamicQuantizeMatMul",
+                 "QuantizeLinear", "MatMulNBits")
+
+
+def derive(artifact: ModelArtifact, path: Path, context: PassContext, pass_name: str, config: PassConfig,
+           precision: str | None = None, notes: dict | None = None) -> ModelArtifact:
+    return artifact.model_copy(update={
+        "path": str(path), "files": (), "precision": precision or artifact.precision,
+        "lineage": (*artifact.lineage, context.lineage(pass_name, config, notes)),
+    })
+
+
+class OptimizeConfig(PassConfig):
+    level: Literal["basic", "extended"] = Field(
+        default="basic", description="ORT_ENABLE_ALL is refused: its layouts are specific to the build CPU")
+
+
+class Optimize(Pass):
+    name = "optimize"
+    Config = OptimizeConfig
+    summary = "offline graph optimization, saved as a portable ONNX model"
+
+    def apply(self, config: OptimizeConfig, artifact: ModelArtifact, context: PassContext) -> ModelArtifact:
+        runtime = ort()
+        out = fresh_dir(context.output_dir) / MODEL_FILE
+        options = runtime.SessionOptions()
+        options.graph_optimization_level = getattr(runtime.GraphOptimizationLevel, LEVELS[config.level])
+        options.optimized_model_filepath = str(out)
+        options.log_severity_level = 3
+        runtime.InferenceSession(artifact.path, options, providers=["CPUExecutionProvider"])
+        return derive(artifact, out, context, f"onnxruntime.{self.name}", config)
+
+
+QuantOp = Literal["MatMul", "Gemm", "Conv", "Attention", "LSTM", "Gather", "Add", "Mul"]
+
+
+class QuantizeDynamicConfig(PassConfig):
+    op_types: list[QuantOp] = Field(default=["MatMul", "Gemm"], description="ops to quantize")
+    per_channel: bool = False
+    weight_type: Literal["int8", "uint8"] = "int8"
+    exclude_nodes: list[str] = []
+
+
+class QuantizeDynamic(Pass):
+    name = "quantize_dynamic"
+    Config = QuantizeDynamicConfig
+    summary = "int8 weights, activations quantized at run time"
+
+    def apply(self, config: QuantizeDynamicConfig, artifact: ModelArtifact, context: PassContext) -> ModelArtifact:
+        ort()
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        out = fresh_dir(context.output_dir) / MODEL_FILE
+        quantize_dynamic(
+            artifact.path, str(out),
+            op_types_to_quantize=list(config.op_types),
+            per_channel=config.per_channel,
+            weight_type=QuantType.QInt8 if config.weight_type == "int8" else QuantType.QUInt8,
+            nodes_to_exclude=list(config.exclude_nodes),
+            # activation x activation MatMuls (attention scores) lose too much when quantized on the fly
+            extra_options={"MatMulConstBOnly": True},
+        )
+        counts = require_quantized(out, artifact.path, config.op_types)
+        return derive(artifact, out, context, f"onnxruntime.{self.name}", config, precision="int8-dynamic",
+                      notes=counts)
+
+
+class QuantizeStaticConfig(PassConfig):
+    calibration: Literal["minmax", "entropy", "percentile"] = "minmax"
+    per_channel: bool = True
+    op_types: list[QuantOp] | None = Field(default=None, description="default: every op ORT can quantize")
+    activation_type: Literal["uint8", "int8"] = "uint8"  # u8 activations with s8 weights: the fast x86 path
+    exclude_nodes: list[str] = []
+    samples: int | None = Field(default=None, ge=1, description="calibration samples; default: all given")
+
+
+class QuantizeStatic(Pass):
+    name = "quantize_static"
+    Config = QuantizeStaticConfig
+    needs_calibration = True
+    cost = 3
+    summary = "int8 QDQ with activation ranges calibrated on data"
+
+    def apply(self, config: QuantizeStaticConfig, artifact: ModelArtifact, context: PassContext) -> ModelArtifact:
+        ort()
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
+
+        if context.calibration_data is None:
+            raise ValueError("quantize_static needs calibration data")
+        out_dir = fresh_dir(context.output_dir)
+        out = out_dir / MODEL_FILE
+        model_path = _with_min_opset(artifact.path, 13, out_dir / "opset13.onnx")
+        samples = _samples(context.calibration_data, model_path, config.samples)
+
+        class Reader(CalibrationDataReader):
+            def __init__(self):
+                self._items = iter(samples)
+
+            def get_next(self):
+                return next(self._items, None)
+
+        method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                  "percentile": CalibrationMethod.Percentile}[config.calibration]
+        quantize_static(
+            model_path, str(out), Reader(),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(config.op_types) if config.op_types else None,
+            per_channel=config.per_channel,
+            activation_type=QuantType.QUInt8 if config.activation_type == "uint8" else QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=list(config.exclude_nodes),
+            calibrate_method=method,
+            calibration_providers=["CPUExecutionProvider"],
+        )
+        # the calibrator writes an augmented copy of the model; keep it out of the artifact folder
+        for stray in [*out_dir.glob("*augmented*"), out_dir / "opset13.onnx"]:
+            stray.unlink(missing_ok=True)
+        counts = require_quantized(out, artifact.path, config.op_types or ["every quantizable op"])
+        return derive(artifact, out, context, f"onnxruntime.{self.name}", config, precision="int8-static",
+                      notes={"calibration_samples": len(samples), **counts})
+
+
+class Fp16Config(PassConfig):
+    keep_io_types: bool = Field(default=True, description="inputs and outputs stay float32 for the caller")
+    op_block_list: list[str] = []
+
+
+class Fp16(Pass):
+    name = "fp16"
+    Config = Fp16Config
+    summary = "float16 weights and compute"
+
+    def apply(self, config: Fp16Config, artifact: ModelArtifact, context: PassContext) -> ModelArtifact:
+        ort()
+        import onnx
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        out = fresh_dir(context.output_dir) / MODEL_FILE
+        model = convert_float_to_float16(
+            onnx.load(artifact.path), keep_io_types=config.keep_io_types,
+            op_block_list=list(config.op_block_list) or None,
+        )
+        onnx.save(model, str(out))
+        return derive(artifact, out, context, f"onnxruntime.{self.name}", config, precision="fp16")
+
+
+class SessionConfig(PassConfig):
+    intra_op_threads: int | None = Field(default=None, ge=1)
+    inter_op_threads: int | None = Field(default=None, ge=1)
+    graph_optimization_level: Literal["disable", "basic", "extended", "all"] = "all"
+    enable_mem_arena: bool = True
+    enable_mem_pattern: bool = True
+    execution_mode: Literal["sequential", "parallel"] = "sequential"
+
+
+Session = runtime_settings_pass(
+    "onnxruntime", SessionConfig, name="session",
+    summary="runtime configuration (threads, memory arena, optimization level); the model file is unchanged")
+
+
+def _with_min_opset(path: str, opset: int, scratch: Path) -> str:
+    """Per-channel QDQ needs DequantizeLinear's `axis`, which arrived in opset 13."""
+    import onnx
+    from onnx import version_converter
+
+    model = onnx.load(path)
+    current = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), opset)
+    if current >= opset:
+        return path
+    onnx.save(version_converter.convert_version(model, opset), str(scratch))
+    return str(scratch)
+
+
+def _samples(npz_path: Path, model_path: str, limit: int | None) -> list[dict[str, np.ndarray]]:
+    """One feed dict per sample, cast to what the model declares."""
+    session = ort().InferenceSession(model_path, providers=["CPUExecutionProvider"])
+    with np.load(npz_path) as data:
+        arrays = {i.name: cast(data[i.name], i.type) for i in session.get_inputs()}
+    count = len(next(iter(arrays.values())))
+    count = min(count, limit) if limit else count
+    return [{name: array[i:i + 1] for name, array in arrays.items()} for i in range(count)]
+
+
+def op_counts(path: Path | str) -> Counter:
+    import onnx
+
+    return Counter(n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node)
+
+
+def require_quantized(out: Path, source: str, op_types) -> dict:
+    """How many nodes the quantizer turned into quantized ones; none at all means no int8 candidate."""
+    counts = op_counts(out)
+    quantized = sum(counts[op] for op in QUANTIZED_OPS)
+    if quantized == 0:
+        present = ", ".join(f"{op} ×{n}" for op, n in op_counts(source).most_common(6))
+        raise NothingToDo(f"quantized no node: the model has no {'/'.join(op_types)} to quantize "
+                          f"(its most common ops: {present})")
+    return {"quantized_nodes": quantized, "nodes": sum(counts.values())}
+
+
+PASSES = {p.name: p for p in (Optimize, QuantizeDynamic, QuantizeStatic, Fp16, Session)}

@@ -1,0 +1,122 @@
+"""ONNX Runtime's side of measurement and packaging: sessions, I/O descriptions, intermediate outputs."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from edgeopt.artifact import ModelArtifact
+from edgeopt.frameworks.base import GraphRuntime, GraphSession, InputInfo, require
+
+INSTALL = "pip install 'edgeopt[onnx]'"
+LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+          "all": "ORT_ENABLE_ALL"}
+ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64,
+             "tensor(int32)": np.int32, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8,
+             "tensor(bool)": np.bool_, "tensor(double)": np.float64}
+
+
+def ort():
+    return require("onnxruntime", "onnxruntime", INSTALL)
+
+
+def cast(array: np.ndarray, ort_type: str) -> np.ndarray:
+    dtype = ORT_TYPES.get(ort_type)
+    return array.astype(dtype, copy=False) if dtype is not None else array
+
+
+class OnnxRuntimeSession(GraphSession):
+    def __init__(self, artifact: ModelArtifact, threads: int | None):
+        runtime = ort()
+        config = artifact.runtime_config
+        options = runtime.SessionOptions()
+        options.log_severity_level = 3
+        options.graph_optimization_level = getattr(
+            runtime.GraphOptimizationLevel, LEVELS[config.get("graph_optimization_level", "all")])
+        intra = config.get("intra_op_threads", threads)
+        if intra:
+            options.intra_op_num_threads = int(intra)
+        if config.get("inter_op_threads"):
+            options.inter_op_num_threads = int(config["inter_op_threads"])
+        options.enable_cpu_mem_arena = bool(config.get("enable_mem_arena", True))
+        options.enable_mem_pattern = bool(config.get("enable_mem_pattern", True))
+        if config.get("execution_mode") == "parallel":
+            options.execution_mode = runtime.ExecutionMode.ORT_PARALLEL
+        self._session = runtime.InferenceSession(artifact.path, options, providers=["CPUExecutionProvider"])
+        self.inputs = [InputInfo(i.name, tuple(i.shape), np.dtype(ORT_TYPES[i.type]) if i.type in ORT_TYPES else None)
+                       for i in self._session.get_inputs()]
+        self.output_names = [o.name for o in self._session.get_outputs()]
+        self.threads = intra
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self._session.run(None, feeds)
+
+
+class OnnxRuntime(GraphRuntime):
+    framework = "onnxruntime"
+    package_format = "onnx"
+    supports_layer_outputs = True
+
+    def versions(self) -> dict[str, str]:
+        return {"onnxruntime": ort().__version__}
+
+    def load(self, artifact: ModelArtifact, threads: int | None) -> OnnxRuntimeSession:
+        return OnnxRuntimeSession(artifact, threads)
+
+    def layer_outputs(self, artifact: ModelArtifact, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every float tensor the graph computes, by name, sample by sample (graph optimizations off,
+        so tensors keep the names they have in the file)."""
+        import onnx
+
+        runtime = ort()
+        model = onnx.load(artifact.path)
+        known = {v.name: v for v in onnx.shape_inference.infer_shapes(model).graph.value_info}
+        existing = {o.name for o in model.graph.output}
+        floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
+        for node in model.graph.node:
+            for name in node.output:
+                info = known.get(name)
+                if info is not None and name not in existing and info.type.tensor_type.elem_type in floats:
+                    model.graph.output.append(info)
+                    existing.add(name)
+        options = runtime.SessionOptions()
+        options.graph_optimization_level = runtime.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.log_severity_level = 3
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / "all-outputs.onnx"
+            onnx.save(model, str(path))
+            session = runtime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        inputs = [(i.name, i.type) for i in session.get_inputs()]
+        count = len(next(iter(arrays.values())))
+        collected: dict[str, list] = {name: [] for name in names}
+        for i in range(count):
+            values = session.run(None, {name: cast(arrays[name][i:i + 1], kind) for name, kind in inputs})
+            for name, value in zip(names, values):
+                collected[name].append(np.asarray(value, dtype=np.float32))
+        return {name: np.stack(parts) for name, parts in collected.items() if len({p.shape for p in parts}) == 1}
+
+    def runtime_requirement(self, built_with: Mapping[str, str]) -> dict:
+        version = built_with.get("onnxruntime") or ort().__version__
+        major, minor = (int(x) for x in version.split(".")[:2])
+        return {"package": "onnxruntime", "version_range": f">={major}.{minor},<{major + 1}",
+                "measured_with": version, "install": f"pip install 'onnxruntime>={major}.{minor},<{major + 1}' numpy"}
+
+    def io_spec(self, artifact: ModelArtifact) -> dict:
+        import onnx
+
+        model = onnx.load(artifact.path, load_external_data=False)
+        initializers = {i.name for i in model.graph.initializer}
+
+        def describe(value) -> dict:
+            tensor = value.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim]
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
+            return {"name": value.name, "dtype": dtype, "shape": dims}
+
+        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+        return {"inputs": [describe(v) for v in model.graph.input if v.name not in initializers],
+                "outputs": [describe(v) for v in model.graph.output], "opset": opset}

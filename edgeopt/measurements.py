@@ -1,0 +1,78 @@
+"""What a candidate's measurement says, typed: the one shape that gates, search, the report and the CI
+gate read (report.json serialises it under each candidate's `metrics`)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Value(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Latency(_Value):
+    """Milliseconds per call (language models: between generated tokens), over every kept timed run."""
+
+    p50: float
+    p90: float
+    p99: float
+    mean: float
+    min: float
+    max: float
+    runs: int
+
+
+class Discard(_Value):
+    round: int
+    reason: str
+
+
+class TimingStats(_Value):
+    """How the latency was timed: in rounds, each round timing the baseline and the candidates of one
+    batch in a shuffled order; every figure is kept per round so the spread can be judged."""
+
+    rounds: int = Field(description="rounds this model was timed in")
+    windows: int = Field(description="timed windows kept")
+    p50_per_round_ms: list[float] = Field(default_factory=list, description="median of each round's window")
+    speedup_per_round: list[float] = Field(default_factory=list,
+                                           description="the baseline's window median / this one's, round by round")
+    discarded: list[Discard] = Field(default_factory=list, description="windows timed again and why")
+    interference_kept: int = Field(default=0, description="windows kept although the machine was busy "
+                                   "(the retries were spent, or the load never went away)")
+
+
+class Measurements(_Value):
+    latency_ms: Latency | None = None
+    throughput_per_s: float | None = None
+    peak_rss_mb: float | None = None
+    runtime_import_rss_mb: float | None = None
+    size_mb: float | None = None
+    load_s: float | None = None
+    threads: int | None = None
+    execution_precision: str | None = Field(default=None, description="what the runtime reports computing in")
+    accuracy: dict | None = Field(default=None, description="`score` (what gates compare) and the metric's own figures")
+    peak_rss_with_eval_mb: float | None = None
+    llm: dict | None = Field(default=None, description="language models: ttft_ms, prompt and generation tokens/s")
+    versions: dict[str, str] = Field(default_factory=dict)
+    timing: TimingStats | None = None
+
+    @property
+    def score(self) -> float | None:
+        return (self.accuracy or {}).get("score")
+
+    @property
+    def p50(self) -> float | None:
+        return self.latency_ms.p50 if self.latency_ms else None
+
+
+class Ratios(_Value):
+    """A candidate's figures against the baseline's."""
+
+    accuracy_retained: float | None = None
+    speedup: float | None = Field(default=None, description="median over rounds of the in-round latency ratio")
+    speedup_ci: tuple[float, float] | None = Field(default=None, description="bootstrap 95% interval of the speedup")
+    peak_rss_cut: float | None = None
+    size_cut: float | None = None
+
+    def get(self, key: str):
+        return getattr(self, key, None)

@@ -1,0 +1,87 @@
+"""The whole Builder on the toy framework, in this process: waves, the leader, duplicates, skips and
+failures, cheap-first and max_candidates, the cache, and a bug in a worker. No onnxruntime needed."""
+
+import numpy as np
+import pytest
+
+from edgeopt.runners import WorkerBug
+from tests.unit.builder_kit import build, write_project
+
+
+@pytest.fixture
+def project(tmp_path):
+    write_project(tmp_path)
+    return tmp_path
+
+
+def by_id(result):
+    return {r.id: r for r in result.candidates}
+
+
+def test_a_build_runs_every_stage_and_records_what_happened_to_each_step(project):
+    result = build(project)
+    records = by_id(result)
+    assert result.baseline.status == "ok" and result.baseline.metrics.score == 1.0
+    assert records["again"].status == "duplicate" and records["again"].same_as == "baseline"
+    assert records["empty"].status == "skipped" and "quantized no node" in records["empty"].error
+    assert records["broken"].status == "failed" and records["broken"].error == "RuntimeError: the toy pass broke"
+    assert "second line of the story" in records["broken"].error_detail
+    assert records["int8"].passed_all_gates
+    assert not records["int2"].gates["accuracy_retained"].passed and records["int2"].gates["speedup"].passed
+    # the accelerate stage builds on the fastest candidate that keeps accuracy: int8, not the faster int2
+    assert records["tuned-dm0.5"].input == "int8" and records["tuned-dm3"].input == "int8"
+    assert records["tuned-dm3"].gates["speedup"].verdict == "fail"  # 4 ms / 3 ms is nowhere near 2x
+    assert result.selected.id == "tuned-dm0.5"
+    assert (project / "out" / "selected" / "model.npy").exists()
+
+
+def test_speedups_are_in_round_ratios_with_an_interval(project):
+    result = build(project)
+    int8 = by_id(result)["int8"]
+    rounds = int8.metrics.timing
+    assert rounds.rounds >= 3 and len(rounds.speedup_per_round) == rounds.rounds
+    low, high = int8.ratios.speedup_ci
+    assert low <= int8.ratios.speedup <= high and low > 2.0  # 4 ms vs 1 ms of sleep: about 4x, whatever the load
+    # the baseline runs in every round of every batch: its per-round series spans the whole build
+    assert result.baseline.metrics.timing.rounds >= 3 * 3
+
+
+def test_timing_windows_never_overlap(project):
+    windows = sorted(build(project).search["windows"], key=lambda w: w["started"])
+    assert len(windows) > 10
+    for earlier, later in zip(windows, windows[1:]):
+        assert earlier["ended"] <= later["started"] + 1e-6, (earlier, later)
+
+
+def test_cheap_first_stops_on_the_first_candidate_that_passes_every_gate(project):
+    result = build(project, search={"strategy": "cheap-first"})
+    records = by_id(result)
+    assert "cheap-first" in result.search["stopped"] and records["int8"].passed_all_gates
+    assert {records[i].status for i in ("int2", "empty", "broken", "tuned-dm0.5")} == {"skipped"}
+    assert all("not evaluated" in records[i].error for i in ("int2", "tuned-dm0.5"))
+
+
+def test_max_candidates_bounds_the_search(project):
+    result = build(project, search={"max_candidates": 2})
+    started = [r for r in result.candidates if r.status != "skipped" or "not evaluated" not in (r.error or "")]
+    assert [r.id for r in started] == ["again", "int8"]
+    assert "max_candidates (2)" in result.search["stopped"]
+
+
+def test_a_rebuild_comes_from_the_cache_with_the_same_figures_and_a_changed_model_misses(project, tmp_path):
+    cache = tmp_path / "cache"
+    first, second = build(project, "a", cache), build(project, "b", cache)
+    # only the failing pass runs again (a failure may be transient); a pass with nothing to do is remembered
+    assert second.cache["misses"] == {"pass": 1, "measure": 0}
+    assert by_id(second)["empty"].status == "skipped" and by_id(second)["broken"].status == "failed"
+    figures = lambda r: {c.id: (c.metrics.p50, c.ratios.speedup, c.ratios.speedup_ci) for c in r.candidates if c.metrics}  # noqa: E731
+    assert figures(second) == figures(first)
+    assert second.baseline.metrics.latency_ms == first.baseline.metrics.latency_ms
+    np.save(project / "w.npy", np.load(project / "w.npy") * 2)
+    third = build(project, "c", cache)
+    assert third.cache["hits"]["pass"] == 0 and not any(c.cached.get("pass") for c in third.candidates)
+
+
+def test_an_adapter_that_breaks_the_contract_stops_the_build_as_an_internal_error(project):
+    with pytest.raises(WorkerBug, match="internal error in an edgeopt worker"):
+        build(project, module="tests.unit.toy_broken")
