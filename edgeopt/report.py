@@ -173,7 +173,7 @@ def render_summary(report: Report) -> str:
             gates = " ".join(f"{_short(n)}{_MARK[g.verdict]}{_ratio(g.value)}" for n, g in record.gates.items())
         marker = "★ " if record.id == report.selected else ("◆ " if record.id in report.pareto_frontier else "  ")
         precision = record.precision or "-"
-        if m and m.execution_precision and m.execution_precision not in precision:
+        if m and m.execution_precision and shows_float_compute(precision, m.execution_precision):
             precision += f" (ran {m.execution_precision})"
         rows.append((marker + record.id, record.framework, precision, _num(lat and lat.p50, 3), _num(lat and lat.p90, 3),
                      _num(lat and lat.p99, 3), _speedup(record), _num(m and m.peak_rss_mb, 0), _num(m and m.size_mb, 1),
@@ -227,3 +227,8 @@ def _num(value, digits: int = 2) -> str:
 
 def _ratio(value) -> str:
     return "" if value is None else f"{value:.2f}"
+
+
+def shows_float_compute(precision: str, executed: str) -> bool:
+    """Say what a float model computed in when its label does not (an int8 label already says it)."""
+    return not precision.startswith("int") and executed not in precision

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from edgeopt.candidates import CandidateRecord
 from edgeopt.measure.metrics import metric as metric_named
-from edgeopt.report import Report
+from edgeopt.report import Report, shows_float_compute
 
 _BADGES = {
     "measured-device": ("measured on device", "ok"),
@@ -152,7 +152,7 @@ def _candidates_table(report: Report, rows: list[CandidateRecord]) -> str:
         cached = [k for k, v in r.cached.items() if v]
         figures = _badge(r.provenance) + (f' <span class="badge muted">cached: {", ".join(cached)}</span>' if cached else "")
         precision = str(r.precision or "–")
-        if m and m.execution_precision and m.execution_precision not in precision:
+        if m and m.execution_precision and shows_float_compute(precision, m.execution_precision):
             precision += f" (ran {m.execution_precision})"
         timing = m.timing if m else None
         rounds = "–" if timing is None else f"{timing.rounds}" + (f" ({len(timing.discarded)} redone)" if timing.discarded else "")

@@ -119,3 +119,32 @@ def test_a_bug_in_the_worker_is_exit_3_not_a_failed_gate(cli, mlp_project, tmp_p
     traceback_file = result.stderr.split("(traceback: ")[1].split(")")[0]
     assert "_broken" in Path(traceback_file).read_text()
     assert "Traceback" not in result.stderr
+
+
+def test_a_quantizer_with_nothing_to_quantize_offers_no_int8_candidate(cli, tmp_path):
+    """Dynamic int8 touches MatMul/Gemm only: on a Conv-only network it quantizes nothing, and says so."""
+    import onnx
+    import yaml
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = numpy_helper.from_array(rng.normal(scale=0.3, size=(8, 3, 3, 3)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
+         helper.make_node("GlobalAveragePool", ["r"], ["g"]), helper.make_node("Flatten", ["g"], ["logits"])],
+        "convs", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 16, 16])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 8])], [weights])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "conv.onnx"))
+    x = rng.normal(size=(32, 3, 16, 16)).astype(np.float32)
+    session = onnxruntime.InferenceSession(str(tmp_path / "conv.onnx"), providers=["CPUExecutionProvider"])
+    np.savez(tmp_path / "eval.npz", x=x, labels=session.run(None, {"x": x})[0].argmax(axis=1))
+    (tmp_path / "manifest.yaml").write_text(yaml.safe_dump({
+        "name": "convs", "model": {"path": "conv.onnx", "format": "onnx", "task": "classification"},
+        "evaluation": {"data": {"type": "npz", "path": "eval.npz"}, "metric": {"name": "top1"}},
+        "search": {"frameworks": ["onnxruntime"], "max_candidates": 4},
+        "measure": {"warmup_runs": 1, "min_runs": 5, "max_runs": 20, "time_budget_s": 0.2, "rounds": 2}}))
+    cli("build", str(tmp_path / "manifest.yaml"), "--out", str(tmp_path / "out"), "--quiet")
+    by_id = {c["id"]: c for c in report_of(tmp_path / "out")["candidates"]}
+    skipped = by_id["int8-dynamic"]
+    assert skipped["status"] == "skipped" and "quantized no node" in skipped["error"]
+    assert "Conv" in skipped["error"] and skipped["metrics"] is None
