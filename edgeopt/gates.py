@@ -95,8 +95,12 @@ def evaluate(ratios: Ratios, policy: GatePolicy) -> dict[str, GateResult]:
         value = ratios.get(key)
         interval = ratios.get(interval_key) if interval_key else None
         detail = f"basis: {policy.memory_basis}" if gate == "memory_cut" else ""
-        results[gate] = GateResult(verdict=verdict_of(value, interval, threshold), value=value, threshold=threshold,
-                                   interval=interval, detail=detail if value is not None else "not measured")
+        verdict = verdict_of(value, interval, threshold)
+        unreliable = ratios.speedup_unreliable if gate == "speedup" else None
+        if unreliable and value is not None:  # neither a pass nor a fail says anything about a quiet machine
+            verdict, detail = "inconclusive", unreliable
+        results[gate] = GateResult(verdict=verdict, value=value, threshold=threshold, interval=interval,
+                                   detail=detail if value is not None else "not measured")
     return results
 
 

@@ -132,6 +132,9 @@ class MeasureSpec(_Strict):
                         "interleaved in a shuffled order; speedups are medians of in-round ratios")
     max_rounds: int = Field(default=10, ge=1, description="extra rounds go to candidates whose speedup verdict is "
                             "inconclusive, up to this many in all")
+    speedup_margin: float = Field(default=0.05, ge=0, lt=1, description="each speedup interval is widened by this "
+                                  "share on both sides: consecutive rounds cannot show how much a ratio moves between "
+                                  "builds (measured: a few percent between two quiet builds of 2-vCPU VMs)")
     threads: int | None = Field(default=None, ge=1, description="runtime threads; default: the runtime's own")
     timeout_s: float = Field(default=900, gt=0, description="a pass or measurement running longer fails")
     stall_s: float | None = Field(default=60, gt=0, description="a worker making no CPU progress this long is stopped "

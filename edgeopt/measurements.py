@@ -39,6 +39,8 @@ class TimingStats(_Value):
     discarded: list[Discard] = Field(default_factory=list, description="windows timed again and why")
     interference_kept: int = Field(default=0, description="windows kept although the machine was busy "
                                    "(the retries were spent, or the load never went away)")
+    interfered_rounds: int = Field(default=0, description="rounds in which this model's window or the baseline's "
+                                   "beside it ran while other processes used the CPU")
 
 
 class Measurements(_Value):
@@ -70,7 +72,9 @@ class Ratios(_Value):
 
     accuracy_retained: float | None = None
     speedup: float | None = Field(default=None, description="median over rounds of the in-round latency ratio")
-    speedup_ci: tuple[float, float] | None = Field(default=None, description="bootstrap 95% interval of the speedup")
+    speedup_ci: tuple[float, float] | None = Field(
+        default=None, description="bootstrap 95% interval of the speedup, widened by measure.speedup_margin")
+    speedup_unreliable: str | None = Field(default=None, description="why the speedup cannot decide a gate, if so")
     peak_rss_cut: float | None = None
     size_cut: float | None = None
 

@@ -83,7 +83,19 @@ def bootstrap_interval(values: Sequence[float], level: float = 0.95, seed: int =
     return float(np.percentile(medians, tail)), float(np.percentile(medians, 100 - tail))
 
 
-def speedup(ratios: Sequence[float]) -> tuple[float | None, tuple[float, float] | None]:
+def speedup(ratios: Sequence[float], margin: float = 0.0) -> tuple[float | None, tuple[float, float] | None]:
+    """Median of the in-round ratios, and its bootstrap interval widened by `margin` on each side: rounds
+    taken one after another share the machine's state of that minute, so they say little about how much
+    the same ratio moves between builds (measured: a few percent between two quiet builds here)."""
     if not ratios:
         return None, None
-    return float(np.median(ratios)), bootstrap_interval(ratios)
+    interval = bootstrap_interval(ratios)
+    if interval is not None:
+        interval = (interval[0] * (1 - margin), interval[1] * (1 + margin))
+    return float(np.median(ratios)), interval
+
+
+def interfered_rounds(baseline: dict[str, WindowResult], candidate: dict[str, WindowResult]) -> int:
+    """Rounds in which the candidate's window or the baseline's beside it ran while the CPU was taken."""
+    return sum(1 for r, window in candidate.items()
+               if interference(window) or (r in baseline and interference(baseline[r])))

@@ -60,6 +60,26 @@ def registry(module: str = "tests.unit.toy") -> Registry:
     return Registry((toy.entry(module),), MappingProxyType({"toy": Availability(True, "toy 1.0")}))
 
 
+class SleepTimer:
+    """The toy's runs sleep rather than compute, so other processes cannot slow them: the machine's load
+    readings are dropped, and the build's logic is tested the same on a busy test machine."""
+
+    def __init__(self, timer):
+        self._timer, self.info = timer, timer.info
+
+    def window(self, request):
+        window = self._timer.window(request)
+        return window.model_copy(update={"other_busy_cores": 0.0, "steal_share": 0.0})
+
+    def close(self):
+        self._timer.close()
+
+
+class SleepTimingRunner(InProcessRunner):
+    def open_timer(self, job):
+        return SleepTimer(super().open_timer(job))
+
+
 def build(root: Path, out: str = "out", cache: Path | None = None, timing_runner=None, module: str = "tests.unit.toy",
           the_recipe: Recipe | None = None, **changes) -> BuildResult:
     the_manifest = manifest(root, **changes)
@@ -67,5 +87,5 @@ def build(root: Path, out: str = "out", cache: Path | None = None, timing_runner
     target = target.model_copy(update={"frameworks": FrameworkChain(preferred=["toy"], reason="tests")})
     reg = registry(module)
     the_plan = plan(the_manifest, target, {"toy": the_recipe or recipe()}, reg, load_gate_policies())
-    return Builder(the_plan, the_manifest, reg, root / out, InProcessRunner(), timing_runner,
+    return Builder(the_plan, the_manifest, reg, root / out, InProcessRunner(), timing_runner or SleepTimingRunner(),
                    cache=BuildCache(cache) if cache else None).run()
