@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch is pinned in pyproject to the CPU wheel that lies on this machine's disk; never pull a CUDA build
 PIP := $(BIN)/python -m pip
 
-.PHONY: demo test test-fast venv system-deps llama-wheel benchmark clean
+.PHONY: demo test test-fast venv system-deps aarch64-deps aarch64-env llama-wheel benchmark clean
 
 # llama-cpp-python has no wheel on PyPI: it is built once, portable (AVX2/FMA/F16C, no -march=native:
 # a native build on a host that advertises AMX died with SIGILL in generation), into a folder outside
@@ -22,6 +22,18 @@ system-deps:
 	@if [ ! -d /usr/share/datasets/fashion-mnist ] || ! command -v chromium >/dev/null; then \
 		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist chromium) || \
 		echo "warning: could not install Debian's dataset-fashion-mnist and chromium (an example and the HTML test need them)"; fi
+
+# What figures for ARM boards need on this machine: qemu-user (the dynamic build: it loads plugins), mmdebstrap
+# (the arm64 userland), glib headers and gcc (the instruction-counting TCG plugin), llvm-mca (core models).
+aarch64-deps:
+	@if ! command -v qemu-aarch64 >/dev/null || ! command -v mmdebstrap >/dev/null || ! pkg-config --exists glib-2.0 \
+		|| ! { command -v llvm-mca >/dev/null || command -v llvm-mca-14 >/dev/null; }; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			qemu-user mmdebstrap libglib2.0-dev pkg-config gcc xz-utils llvm-14; fi
+
+# the arm64 userland with ONNX Runtime / OpenVINO at this venv's versions, under ~/.cache/edgeopt/envs
+aarch64-env: $(BIN)/python aarch64-deps
+	$(BIN)/edgeopt env create aarch64
 
 venv: $(BIN)/python
 
@@ -40,7 +52,8 @@ llama-wheel: $(BIN)/python
 
 test: $(BIN)/python system-deps llama-wheel
 	$(PIP) install -q --find-links $(LLAMA_WHEELS) -e '.[onnx,hf,openvino,gguf,mlx,examples,examples-llm,ray,dev]'
-	$(BIN)/python -m pytest
+	$(MAKE) aarch64-env
+	EDGEOPT_REQUIRE_EMULATION=1 $(BIN)/python -m pytest
 
 # the quick loop: everything except the full example builds
 test-fast: $(BIN)/python

@@ -36,6 +36,7 @@ class PlanContext:
 def plan(manifest_path: str | Path, target: str | None = None) -> PlanContext:
     """Load and validate the manifest, resolve the target, probe the frameworks, and plan. Runs nothing."""
     from edgeopt.catalog import load_catalog
+    from edgeopt.estimate.cores import load_cores
     from edgeopt.gates import load_gate_policies
     from edgeopt.hostinfo import detect_host
     from edgeopt.manifest import load_manifest
@@ -48,7 +49,7 @@ def plan(manifest_path: str | Path, target: str | None = None) -> PlanContext:
     resolved = load_catalog(host=host).resolve(target or manifest.target)
     registry = default_registry().probed()
     return PlanContext(manifest, host, registry, make_plan(manifest, resolved, load_recipes(), registry,
-                                                           load_gate_policies()))
+                                                           load_gate_policies(), load_cores()))
 
 
 @dataclass(frozen=True)
@@ -102,10 +103,12 @@ def build(manifest_path: str | Path, options: BuildOptions = BuildOptions()) -> 
     progress = options.progress or NoProgress()
     progress.message(f"edgeopt: building {manifest.name} for {the_plan.target.id} with "
                      f"{', '.join(the_plan.frameworks)} → {out_dir}")
+    emulation = _emulation(the_plan, options, worker_env)  # before any work: a missing environment is exit 4
     runner = make_runner(options.executor, worker_env, options.python, options.jobs)
     timing_runner = runner if options.executor == "inprocess" else make_runner("local", worker_env, options.python)
     try:
-        result = Builder(the_plan, manifest, context.registry, out_dir, runner, timing_runner, progress, cache).run()
+        result = Builder(the_plan, manifest, context.registry, out_dir, runner, timing_runner, progress, cache,
+                         emulation).run()
     finally:
         runner.close()
     report = build_report(result, context.host.cpu_model, deployment_notes(manifest))
@@ -115,6 +118,24 @@ def build(manifest_path: str | Path, options: BuildOptions = BuildOptions()) -> 
     if options.package and result.selected:
         archive = write_package(report, result.out_dir, context.registry, artifact=result.artifacts[result.selected.id])
     return BuildOutcome(report, result.out_dir, report_path, html_path, archive)
+
+
+def _emulation(the_plan: Plan, options: BuildOptions, worker_env):
+    """The emulated runner when the plan runs candidates as the target's runtime build."""
+    evaluation = the_plan.target_evaluation
+    if evaluation is None or evaluation.emulation is None:
+        return None
+    from edgeopt.build.target import EmulationSetup
+    from edgeopt.envs import environment
+    from edgeopt.estimate.cores import load_cores
+    from edgeopt.runners.child import SubprocessRunner
+
+    env = environment(evaluation.emulation.env, options.environ)
+    env.require()
+    core = load_cores()[evaluation.emulation.core]
+    # emulated jobs are CPU-bound and each is one thread: as many at once as this machine has cores
+    jobs = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return EmulationSetup(env, core, SubprocessRunner(worker_env, env.python(core), jobs))
 
 
 def package(build_dir: str | Path, candidate: str | None = None, out: Path | None = None) -> Path:

@@ -29,6 +29,8 @@ class CandidateRecord(BaseModel):
     provenance: str
     metrics: Measurements | None = None
     ratios: Ratios = Ratios()
+    target_ratios: Ratios | None = Field(default=None, description="against the baseline, both on the target device "
+                                         "(estimated latency, simulated accuracy)")
     gates: dict[str, GateResult] = Field(default_factory=dict)
     model_path: str | None = None
     model_files: list[str] = Field(default_factory=list, description="every file of the model, model_path included")

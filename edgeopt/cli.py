@@ -72,6 +72,15 @@ def _parser() -> argparse.ArgumentParser:
     targets.add_argument("--json", action="store_true")
 
     commands.add_parser("schema", help="print the manifest's JSON Schema")
+
+    env = commands.add_parser("env", help="environments edgeopt runs parts of a build in (aarch64 emulation)")
+    env_commands = env.add_subparsers(dest="env_command", parser_class=_Parser, required=True)
+    create = env_commands.add_parser("create", help="make an environment (aarch64: arm64 userland, runtimes, plugin)")
+    create.add_argument("name")
+    create.add_argument("--force", action="store_true", help="make it again even if it is there")
+    env_commands.add_parser("list", help="the environments and their state")
+    remove = env_commands.add_parser("remove", help="delete an environment")
+    remove.add_argument("name")
     return parser
 
 
@@ -217,5 +226,22 @@ def _cmd_schema(args, env: Environment) -> ExitStatus:
     return ExitStatus.OK
 
 
+def _cmd_env(args, env: Environment) -> ExitStatus:
+    from edgeopt.envs import ENV_NAMES, environment
+
+    if args.env_command == "create":
+        status = environment(args.name, env.environ).create(lambda line: print(line, file=env.stderr, flush=True),
+                                                            force=args.force)
+        print(f"{status.name}: {status.detail} ({status.path})", file=env.stdout)
+    elif args.env_command == "list":
+        for name in ENV_NAMES:
+            status = environment(name, env.environ).status()
+            print(f"{name}: {'ready' if status.present else 'missing'} — {status.detail} ({status.path})", file=env.stdout)
+    else:
+        removed = environment(args.name, env.environ).remove()
+        print(f"{args.name}: {'removed' if removed else 'was not there'}", file=env.stdout)
+    return ExitStatus.OK
+
+
 _COMMANDS = {"build": _cmd_build, "plan": _cmd_plan, "targets": _cmd_targets, "schema": _cmd_schema,
-             "gate": _cmd_gate, "package": _cmd_package, "verify": _cmd_verify}
+             "gate": _cmd_gate, "package": _cmd_package, "verify": _cmd_verify, "env": _cmd_env}

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import difflib
 import enum
+import re
+import reprlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 
 class ExitStatus(enum.IntEnum):
@@ -24,23 +27,83 @@ class UsageError(EdgeoptError):
     exit_status = ExitStatus.USAGE
 
 
-class ManifestError(UsageError):
-    """A manifest that does not validate: says where, what was expected and what would be valid."""
+# Messages quote what the user wrote, but never all of it: a value can be a megabyte of text.
+MAX_QUOTE = 200  # characters of one quoted value
+MAX_KEY = 120  # characters of a key path
+MAX_PROBLEM = 400  # characters of one problem line
+MAX_CHOICES = 8  # suggestions shown
+MAX_PROBLEMS_SHOWN = 12  # problems listed one per line; the rest are counted
 
-    def __init__(self, file: str, key: str, problem: str, choices: Iterable[str] = ()):
-        self.file, self.key, self.problem = file, key, problem
-        self.choices = list(choices)
-        message = f"{file}: {key}: {problem}" if key else f"{file}: {problem}"
-        if self.choices:
-            message += f" (did you mean: {', '.join(self.choices)}?)"
+
+def shorten(text: str, limit: int = MAX_QUOTE) -> str:
+    """`text`, cut to `limit` characters with the number of characters left out."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit:,} more characters)"
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = MAX_QUOTE
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = _REPR.maxfrozenset = 8
+_REPR.maxlevel = 3
+
+
+def quote(value) -> str:
+    """repr() of a value the user wrote, bounded in time and length whatever its size or nesting."""
+    try:
+        text = _REPR.repr(value)
+    except Exception:  # noqa: BLE001 - a value whose repr fails is still named
+        text = f"<{type(value).__name__}>"
+    return shorten(text)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a file: where (a dotted key), what, and what would be valid."""
+
+    key: str
+    problem: str
+    choices: tuple[str, ...] = ()
+
+    def render(self) -> str:
+        key = shorten(self.key, MAX_KEY)
+        text = f"{key}: {shorten(self.problem, MAX_PROBLEM)}" if key else shorten(self.problem, MAX_PROBLEM)
+        if self.choices and "did you mean" not in self.problem:
+            shown = ", ".join(shorten(c, 60) for c in self.choices[:MAX_CHOICES])
+            text += f" (did you mean: {shown}?)"
+        return text
+
+
+class ManifestError(UsageError):
+    """A manifest that does not validate: says where, what was expected and what would be valid.
+
+    It carries one problem or several (`problems`); `key`, `problem` and `choices` are the first one's.
+    Several are rendered one per line under the file's name."""
+
+    def __init__(self, file: str, key: str = "", problem: str = "", choices: Iterable[str] = (), *,
+                 problems: Iterable[Problem] = ()):
+        listed = list(problems) or [Problem(key, problem, tuple(choices))]
+        first = listed[0]
+        self.file, self.key, self.problem, self.choices = file, first.key, first.problem, list(first.choices)
+        self.problems = listed
+        file = shorten(file, 300)
+        if len(listed) == 1:
+            message = f"{file}: {first.render()}"
+        else:
+            lines = [f"  {p.render()}" for p in listed[:MAX_PROBLEMS_SHOWN]]
+            if len(listed) > MAX_PROBLEMS_SHOWN:
+                lines.append(f"  … and {len(listed) - MAX_PROBLEMS_SHOWN} more")
+            message = "\n".join([f"{file}: {len(listed)} problems:", *lines])
         super().__init__(message)
 
 
 class UnknownTarget(UsageError):
     def __init__(self, name: str, known: Iterable[str]):
         known = sorted(set(known))
-        close = closest(name, known) or known[:8]
-        super().__init__(f"unknown target {name!r}; closest: {', '.join(close)} (see `edgeopt targets`)")
+        close = closest(name, known)
+        hint = f"; closest: {', '.join(close)}" if close else ""
+        super().__init__(f"unknown target {quote(name)}{hint} (see `edgeopt targets` for the list)")
         self.name, self.closest = name, close
 
 
@@ -66,5 +129,68 @@ class PackageError(EdgeoptError):
     exit_status = ExitStatus.VERIFY_FAILED
 
 
+class ModelRejected(UsageError):
+    """A model file edgeopt refuses to hand to a framework: truncated, corrupt, pointing outside its folder,
+    or declaring sizes no real model has."""
+
+
+class CacheDiskFull(EdgeoptError):
+    """The disk holding the build cache filled up while an entry was written; nothing was kept."""
+
+    def __init__(self, cache_dir: str, detail: str = ""):
+        super().__init__(
+            f"the disk holding the build cache {cache_dir} is full{f' ({detail})' if detail else ''}; the entry "
+            "being written was discarded. Free space, cap the cache (`edgeopt cache prune --max-size 5G`, "
+            "EDGEOPT_CACHE_MAX_GB), point EDGEOPT_CACHE_DIR at another disk, or build with --no-cache")
+        self.cache_dir = cache_dir
+
+
+# -- closest matches ------------------------------------------------------------------------------------------
+_FAMILY = re.compile(r"^([a-z]+)(\d+)(.*)$")  # rk3588s → ('rk', '3588', 's'): a letter prefix and a model number
+CUTOFF = 0.5  # below this a choice is not similar enough to suggest
+MARGIN = 0.12  # suggestions are within this of the best one, so a good match does not drag weak ones along
+
+
 def closest(word: str, choices: Iterable[str], n: int = 3) -> list[str]:
-    return difflib.get_close_matches(word, list(choices), n=n, cutoff=0.5)
+    """The choices most similar to `word`, best first; none when nothing is similar (never an arbitrary list).
+
+    Similarity is the best of: difflib's ratio against the whole choice or one of its dash-separated parts;
+    a prefix (`jetson` → `jetson-orin-nano-8gb`); and a product family, the same letters followed by a model
+    number (`rk9999` → `rk3566`, `rk3588`; `pi6` → `pi4`, `pi5`), closer when the numbers share leading digits.
+    """
+    word = str(word).strip().lower()[:100]
+    unique = list(dict.fromkeys(str(c) for c in choices))
+    if not word or not unique:
+        return []
+    scored = sorted(((_similarity(word, c.lower()), c) for c in unique), key=lambda sc: (-sc[0], len(sc[1]), sc[1]))
+    best = scored[0][0]
+    if best < CUTOFF:
+        return []
+    return [c for score, c in scored if score >= max(CUTOFF, best - MARGIN)][:n]
+
+
+def _similarity(word: str, choice: str) -> float:
+    if word == choice:
+        return 1.0
+    parts = {choice, *filter(None, re.split(r"[-_.\s]+", choice))}
+    score = max(difflib.SequenceMatcher(None, word, part).ratio() for part in parts)
+    if len(word) >= 3 and choice.startswith(word) or len(choice) >= 3 and word.startswith(choice):
+        score = max(score, 0.75)
+    mine = _FAMILY.match(word)
+    if mine:
+        for part in parts:
+            theirs = _FAMILY.match(part)
+            if theirs and theirs.group(1) == mine.group(1):
+                digits, other = mine.group(2), theirs.group(2)
+                shared = len(_common_prefix(digits, other)) / max(len(digits), len(other))
+                score = max(score, 0.6 + 0.1 * (len(digits) == len(other)) + 0.2 * shared)
+    return score
+
+
+def _common_prefix(a: str, b: str) -> str:
+    size = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        size += 1
+    return a[:size]

@@ -39,6 +39,8 @@ class GateResult(BaseModel):
     threshold: float
     interval: tuple[float, float] | None = Field(default=None, description="95% interval of the value, when measured with a spread")
     detail: str = ""
+    provenance: str | None = Field(default=None, description="where the figure the gate read came from: measured-device, "
+                                   "measured-host, simulated, estimated")
 
     @computed_field
     @property
@@ -81,7 +83,7 @@ def _cut(value, base):
 INCONCLUSIVE = "inconclusive: rerun with more rounds"
 
 
-def evaluate(ratios: Ratios, policy: GatePolicy) -> dict[str, GateResult]:
+def evaluate(ratios: Ratios, policy: GatePolicy, provenance: dict[str, str] | None = None) -> dict[str, GateResult]:
     """Each gate of the policy against the candidate's ratios. A ratio measured with a confidence
     interval passes when the interval's lower bound clears the threshold, fails when its upper bound
     is below it, and is otherwise inconclusive."""
@@ -100,7 +102,8 @@ def evaluate(ratios: Ratios, policy: GatePolicy) -> dict[str, GateResult]:
         if unreliable and value is not None:  # neither a pass nor a fail says anything about a quiet machine
             verdict, detail = "inconclusive", unreliable
         results[gate] = GateResult(verdict=verdict, value=value, threshold=threshold, interval=interval,
-                                   detail=detail if value is not None else "not measured")
+                                   detail=detail if value is not None else "not measured",
+                                   provenance=(provenance or {}).get(gate))
     return results
 
 

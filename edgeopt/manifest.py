@@ -132,6 +132,9 @@ class MeasureSpec(_Strict):
                         "interleaved in a shuffled order; speedups are medians of in-round ratios")
     max_rounds: int = Field(default=10, ge=1, description="extra rounds go to candidates whose speedup verdict is "
                             "inconclusive, up to this many in all")
+    emulated_samples: int = Field(default=16, ge=0, description="for ARM targets: evaluation samples each ONNX Runtime / "
+                                  "OpenVINO candidate is also run on with the target's runtime build under emulation "
+                                  "(~100-300x slower than native); 0 turns emulation off")
     speedup_margin: float = Field(default=0.05, ge=0, lt=1, description="each speedup interval is widened by this "
                                   "share on both sides: consecutive rounds cannot show how much a ratio moves between "
                                   "builds (measured: a few percent between two quiet builds of 2-vCPU VMs)")

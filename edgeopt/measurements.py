@@ -3,6 +3,8 @@ gate read (report.json serialises it under each candidate's `metrics`)."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -43,6 +45,35 @@ class TimingStats(_Value):
                                    "beside it ran while other processes used the CPU")
 
 
+class Figure(_Value):
+    """One number with where it came from: measured on the device, measured on the build host, simulated
+    (the target's runtime build under emulation, a toolkit's simulator) or estimated (a model of the
+    target), and how wide its uncertainty is."""
+
+    value: float
+    unit: str
+    provenance: Literal["measured-device", "measured-host", "simulated", "estimated"]
+    source: str
+    interval: tuple[float, float] | None = None
+
+
+class TargetFigures(_Value):
+    """What the build knows of a candidate on the device it targets, beside the host's figures."""
+
+    device: str
+    latency_ms: Figure | None = None
+    accuracy: Figure | None = None
+    emulated: dict | None = Field(default=None, description="the metric on the emulated outputs of a few samples, the "
+                                  "host's on the same samples, and how far the outputs are apart")
+    outputs_differ: bool | None = Field(default=None, description="the target's kernels give outputs beyond fp32 "
+                                        "rounding from the host's")
+    instructions: int | None = Field(default=None, description="executed per inference, one thread, steady state")
+    instruction_classes: dict[str, int] | None = None
+    estimator: dict | None = Field(default=None, description="how the latency was estimated: cycles, IPC, memory, "
+                                   "threads, calibration")
+    execution_precision: str | None = None
+
+
 class Measurements(_Value):
     latency_ms: Latency | None = None
     throughput_per_s: float | None = None
@@ -57,6 +88,8 @@ class Measurements(_Value):
     llm: dict | None = Field(default=None, description="language models: ttft_ms, prompt and generation tokens/s")
     versions: dict[str, str] = Field(default_factory=dict)
     timing: TimingStats | None = None
+    target: TargetFigures | None = Field(default=None, description="figures for the target device, when it is not "
+                                         "this host; each with its own provenance")
 
     @property
     def score(self) -> float | None:

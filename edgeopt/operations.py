@@ -20,6 +20,8 @@ from edgeopt.protocol import (
     AccuracyResult,
     DiagnoseRequest,
     DiagnosisResult,
+    EmulateRequest,
+    EmulateResult,
     PassRequest,
     PassResult,
     Response,
@@ -145,6 +147,40 @@ class TimingSession:
             return time_graph_window(self._session, self._feeds, window)
 
 
+# -- emulation (runs inside the target's runtime build) ------------------------------------------------------
+def emulate(request: EmulateRequest) -> EmulateResult:
+    """Outputs on a few samples, then `counted_runs` single-thread inferences of the timing input between
+    marks: an instruction counter outside the process (a qemu plugin) sees the marks, so the steady-state
+    count of one inference is the difference between the 2nd and 3rd marks."""
+    import platform
+
+    from edgeopt.estimate.marks import FIRST_MARK, mark
+    from edgeopt.measure.accuracy import agreement, graph_accuracy, host_accuracy
+    from edgeopt.measure.timing import timing_feeds
+
+    _prepare(request)
+    runtime = _runtime(request.adapter)
+    if not isinstance(runtime, GraphRuntime):
+        raise TypeError(f"{request.adapter} has no graph runtime to emulate")
+    with candidate_code():
+        versions = runtime.versions()
+        session = runtime.load(runtime.with_threads(request.artifact, 1), 1)
+        accuracy = graph_accuracy(session, request)
+        compared = host = None
+        if request.host_outputs:
+            compared = agreement(request.save_outputs, request.host_outputs)
+            host = host_accuracy(request)
+        feeds = timing_feeds(session, request.timing_data, request.batch_size)
+        for run in range(request.counted_runs):
+            mark(FIRST_MARK + run)
+            session.run(feeds)
+        mark(FIRST_MARK + request.counted_runs)
+    return EmulateResult(accuracy=accuracy, host_accuracy=host, agreement=compared,
+                         samples=int(accuracy.get("samples", 0)), machine=platform.machine(),
+                         versions=versions, execution_precision=session.execution_precision,
+                         counted_runs=request.counted_runs, first_mark=FIRST_MARK)
+
+
 # -- diagnosis ---------------------------------------------------------------------------------------------
 def diagnose(request: DiagnoseRequest) -> DiagnosisResult:
     """Intermediate outputs of a candidate and of its float reference on the first samples, compared."""
@@ -160,7 +196,8 @@ def diagnose(request: DiagnoseRequest) -> DiagnosisResult:
     return DiagnosisResult(**compare_layers(reference, candidate, request.top), samples=request.samples)
 
 
-ONE_SHOT: dict[str, Callable] = {"pass": run_pass, "accuracy": evaluate_accuracy, "diagnose": diagnose}
+ONE_SHOT: dict[str, Callable] = {"pass": run_pass, "accuracy": evaluate_accuracy, "diagnose": diagnose,
+                                  "emulate": emulate}
 
 
 def respond(call: Callable[[], object]) -> Response:

@@ -43,6 +43,31 @@ class SkippedStep(_Frozen):
     reason: str
 
 
+EMULATABLE = ("onnxruntime", "openvino")  # frameworks whose aarch64 wheels run under qemu-user
+
+
+class Emulation(_Frozen):
+    env: str
+    core: str  # the target's core (uarch) whose kernels the runtimes are made to pick
+    qemu_cpu: str
+    samples: int
+    frameworks: tuple[str, ...]
+
+
+class FigureSource(_Frozen):
+    latency: Literal["measured-device", "instruction-count", "roofline"]
+    accuracy: Literal["measured-device", "simulated", "measured-host"]
+    why: str
+
+
+class TargetEvaluation(_Frozen):
+    """Where the figures a decision for the target reads come from, per framework."""
+
+    device: str
+    by_framework: dict[str, FigureSource]
+    emulation: Emulation | None = None
+
+
 class Plan(_Frozen):
     manifest: str
     task: str
@@ -61,6 +86,7 @@ class Plan(_Frozen):
     extras: tuple[str, ...]  # install commands for every adapter the steps use
     missing: tuple[str, ...]  # those of `extras` that are not installed here
     provenance: Literal["measured-device", "measured-host"]
+    target_evaluation: TargetEvaluation | None = None
     notes: tuple[str, ...] = ()
 
     def step(self, step_id: str) -> Step:
@@ -73,6 +99,7 @@ def plan(
     recipes: dict[str, Recipe],
     registry: Registry,
     gate_policies: dict[str, GatePolicy],
+    cores: dict | None = None,
 ) -> Plan:
     task = manifest.model.task
     framework, reason, rejected, searched = _choose_frameworks(target, task, recipes, registry, manifest)
@@ -87,12 +114,13 @@ def plan(
     extras = tuple(registry.entry(name).install for name in adapters)
     missing = tuple(registry.entry(name).install for name in adapters if not registry.is_available(name))
     on_device = target.detected
+    evaluation = _target_evaluation(target, manifest, searched, baseline_framework, cores or {})
     notes = []
     if not on_device:
         notes.append(
-            f"Figures are measured on this build host, not on {target.name}: they are labelled measured-host. "
-            "Relative gains (speedup, memory cut) on the device can differ, even in sign."
-        )
+            f"Host figures are measured on this build host, not on {target.name}, and labelled measured-host; "
+            "decisions read the target's own figures (estimated latency, simulated accuracy) where the plan has them, "
+            "and say which figure each gate read.")
     if "mlx" in searched and not (on_device and target.vendor.lower() == "apple"):
         notes.append("MLX runs on its CPU backend on this host: MLX figures describe that backend, "
                      "not Apple silicon's GPU; they are labelled measured-host.")
@@ -114,8 +142,41 @@ def plan(
         extras=extras,
         missing=missing,
         provenance="measured-device" if on_device else "measured-host",
+        target_evaluation=evaluation,
         notes=tuple(notes),
     )
+
+
+def _target_evaluation(target: Target, manifest: Manifest, searched: list[str], baseline_framework: str,
+                       cores: dict) -> TargetEvaluation | None:
+    """Per framework: where the target's latency and accuracy figures come from."""
+    if target.detected:
+        return None
+    from edgeopt.estimate.cores import core_for
+
+    core = core_for(target, cores) if target.arch == "aarch64" else None
+    samples = manifest.measure.emulated_samples
+    frameworks = list(dict.fromkeys([baseline_framework, *searched]))
+    emulated = tuple(f for f in frameworks if f in EMULATABLE) if core is not None and samples > 0 else ()
+    by_framework = {}
+    for name in frameworks:
+        if name in emulated:
+            by_framework[name] = FigureSource(
+                latency="instruction-count", accuracy="simulated",
+                why=f"{name}'s aarch64 build runs under qemu-user as a {core.uarch}: instructions counted per inference "
+                    f"and timed with the {core.uarch}'s scheduling model; outputs on {samples} samples compared with "
+                    "the host's")
+        else:
+            reason = ("no emulation for this framework" if core is not None and samples > 0 else
+                      "measure.emulated_samples is 0" if core is not None else
+                      f"no core model for {target.id}'s CPU" if target.arch == "aarch64" else
+                      f"{target.id} is not an ARM CPU target")
+            by_framework[name] = FigureSource(latency="roofline", accuracy="measured-host",
+                                              why=f"roofline of the graph on {target.id}'s published peaks ({reason}); "
+                                                  "accuracy as measured on the host")
+    emulation = Emulation(env="aarch64", core=core.uarch, qemu_cpu=core.qemu_cpu, samples=samples,
+                          frameworks=emulated) if emulated else None
+    return TargetEvaluation(device=target.id, by_framework=by_framework, emulation=emulation)
 
 
 def _choose_frameworks(target: Target, task: str, recipes: dict[str, Recipe], registry: Registry,

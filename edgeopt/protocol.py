@@ -106,7 +106,26 @@ class DiagnoseRequest(_Request):
     top: int = 15
 
 
-Request = Annotated[Union[PassRequest, AccuracyRequest, TimingRequest, DiagnoseRequest], Field(discriminator="op")]
+class EmulateRequest(_Request):
+    """Run a candidate the way the target's runtime build would, under emulation: its outputs on a few
+    evaluation samples, then a few single-thread inferences between marks an instruction counter sees."""
+
+    op: Literal["emulate"] = "emulate"
+    artifact: ModelArtifact
+    eval_data: str
+    eval_batch_size: int = 16
+    metric: MetricRequest
+    reference_outputs: str | None = Field(default=None, description="the baseline's emulated outputs (fidelity)")
+    save_outputs: str | None = None
+    host_outputs: str | None = Field(default=None, description="this model's outputs on the same samples on the host")
+    host_reference_outputs: str | None = Field(default=None, description="the baseline's, on the host")
+    timing_data: str
+    batch_size: int = 1
+    counted_runs: int = Field(default=3, ge=2, description="inferences between marks; the 2nd is the steady state")
+
+
+Request = Annotated[Union[PassRequest, AccuracyRequest, TimingRequest, DiagnoseRequest, EmulateRequest],
+                    Field(discriminator="op")]
 
 
 class RequestEnvelope(_Message):
@@ -163,6 +182,19 @@ class WindowResult(_Message):
     load_average: float | None = None
     peak_rss_mb: float | None = None
     llm: dict | None = None  # language models: ttft, tokens/s, the intervals timed
+
+
+class EmulateResult(_Message):
+    accuracy: dict = Field(description="the metric on the emulated outputs of these samples")
+    host_accuracy: dict | None = Field(default=None, description="the metric on the host's outputs of the same samples")
+    agreement: dict | None = Field(default=None, description="emulated vs host outputs: max_abs_diff, relative_rms, "
+                                   "argmax_agreement")
+    samples: int
+    machine: str = Field(description="what platform.machine() said inside: aarch64 under emulation")
+    versions: dict[str, str] = {}
+    execution_precision: str | None = None
+    counted_runs: int
+    first_mark: int = Field(description="mark number before the first counted inference; one more per inference")
 
 
 class DiagnosisResult(_Message):

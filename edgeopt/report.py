@@ -79,7 +79,7 @@ def build_report(result: BuildResult, cpu_model: str, deployment_notes: list[str
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         manifest=plan.manifest,
         target=TargetRef(id=plan.target.id, name=plan.target.name, detected=plan.target.detected),
-        provenance=ProvenanceNote(label=plan.provenance, statement=_provenance_statement(plan.provenance, plan.target.name)),
+        provenance=ProvenanceNote(label=plan.provenance, statement=_provenance_statement(plan)),
         environment={"python": platform.python_version(), "platform": platform.platform(),
                      "build_host_cpu": cpu_model, "frameworks": versions},
         plan=plan, gate_policy=plan.gates, baseline=result.baseline, candidates=list(result.candidates),
@@ -91,11 +91,23 @@ def build_report(result: BuildResult, cpu_model: str, deployment_notes: list[str
     )
 
 
-def _provenance_statement(label: str, target_name: str) -> str:
-    if label == "measured-device":
-        return f"Every figure was measured on {target_name}, the device this build targets."
-    return (f"Every figure was measured on the build host, NOT on {target_name}. Use them to rank candidates "
-            "only with care: the device's CPU, memory and runtime build can change the order.")
+def _provenance_statement(plan: Plan) -> str:
+    name = plan.target.name
+    if plan.provenance == "measured-device":
+        return f"Every figure was measured on {name}, the device this build targets."
+    statement = f"Host figures were measured on the build host, NOT on {name}."
+    evaluation = plan.target_evaluation
+    if evaluation is None:
+        return statement + " Use them to rank candidates only with care."
+    parts = []
+    for framework, source in evaluation.by_framework.items():
+        latency = {"instruction-count": "latency estimated from instructions counted under emulation",
+                   "roofline": "latency from a roofline estimate", "measured-device": "latency measured on the device"}
+        accuracy = {"simulated": "accuracy simulated on the target's runtime build", "measured-host":
+                    "accuracy as measured on the host", "measured-device": "accuracy measured on the device"}
+        parts.append(f"{framework}: {latency[source.latency]}, {accuracy[source.accuracy]}")
+    return (statement + " Gates and selection read the target's figures where the build has them ("
+            + "; ".join(parts) + "); each gate says which figure it read.")
 
 
 def _verdict(result: BuildResult) -> str:
@@ -160,8 +172,13 @@ _MARK = {"pass": "✓", "fail": "✗", "inconclusive": "?"}
 
 def render_summary(report: Report) -> str:
     metric = report.metric
-    rows = [("candidate", "framework", "precision", "p50 ms", "p90 ms", "p99 ms", "speedup [95% CI]", "RSS MB",
-             "size MB", metric, "gates")]
+    on_target = report.plan.target_evaluation is not None
+    head = ("candidate", "framework", "precision")
+    if on_target:
+        head += ("target ms", "target ×", f"target {metric}")
+    rows = [(*head, "host p50 ms" if on_target else "p50 ms", "p90 ms", "p99 ms",
+             "host speedup [95% CI]" if on_target else "speedup [95% CI]", "RSS MB", "size MB",
+             f"host {metric}" if on_target else metric, "gates")]
     for record in (report.baseline, *report.candidates):
         m = record.metrics
         lat = m.latency_ms if m else None
@@ -170,12 +187,16 @@ def render_summary(report: Report) -> str:
         elif record.id == "baseline":
             gates = "(baseline)"
         else:
-            gates = " ".join(f"{_short(n)}{_MARK[g.verdict]}{_ratio(g.value)}" for n, g in record.gates.items())
+            gates = " ".join(f"{_short(n)}{_MARK[g.verdict]}{_MARKS.get(g.provenance, '') if on_target else ''}"
+                             f"{_ratio(g.value)}" for n, g in record.gates.items())
         marker = "★ " if record.id == report.selected else ("◆ " if record.id in report.pareto_frontier else "  ")
         precision = record.precision or "-"
         if m and m.execution_precision and shows_float_compute(precision, m.execution_precision):
             precision += f" (ran {m.execution_precision})"
-        rows.append((marker + record.id, record.framework, precision, _num(lat and lat.p50, 3), _num(lat and lat.p90, 3),
+        front = (marker + record.id, record.framework, precision)
+        if on_target:
+            front += _target_cells(record)
+        rows.append((*front, _num(lat and lat.p50, 3), _num(lat and lat.p90, 3),
                      _num(lat and lat.p99, 3), _speedup(record), _num(m and m.peak_rss_mb, 0), _num(m and m.size_mb, 1),
                      _num(m and m.score, 4), gates))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]) - 1)]
@@ -193,8 +214,12 @@ def render_summary(report: Report) -> str:
     ]
     if rounds:
         header.append(f"timing: {rounds} rounds; each round times the baseline and a batch of candidates, interleaved")
-    footer = ["★ selected  ◆ on the Pareto frontier (latency, peak RSS, size, accuracy)  ? inconclusive: rerun with more "
-              "rounds", *(f"note: {n}" for n in report.notes), report.verdict]
+    legend = "★ selected  ◆ on the Pareto frontier (latency, peak RSS, size, accuracy)  ? inconclusive: rerun with more rounds"
+    if on_target:
+        legend += ("\ntarget columns: ~ estimated (error band in report.json), ≈ simulated (the target's runtime build "
+                   "under emulation), ! its outputs differ from the host's beyond fp32 rounding; - no target figure: "
+                   "that candidate's gates read the host's")
+    footer = [legend, *(f"note: {n}" for n in report.notes), report.verdict]
     search, cache = report.search or {}, report.cache or {}
     if search.get("stopped"):
         footer.append(f"search: {search['stopped']}")
@@ -208,6 +233,22 @@ def render_summary(report: Report) -> str:
     if report.selected_dir:
         footer.append(f"selected model: {report.selected_dir}")
     return "\n".join([*header, "", *lines, "", *footer])
+
+
+_MARKS = {"estimated": "~", "simulated": "≈", "measured-device": "", "measured-host": "h"}
+
+
+def _target_cells(record: CandidateRecord) -> tuple[str, str, str]:
+    target = record.metrics.target if record.metrics else None
+    if target is None:
+        return "-", "-", "-"
+    latency = target.latency_ms
+    speed = record.target_ratios.speedup if record.target_ratios else None
+    accuracy = target.accuracy
+    flag = "!" if target.outputs_differ else ""
+    return (f"{_MARKS[latency.provenance]}{latency.value:.3f}" if latency else "-",
+            f"{_MARKS[latency.provenance]}{speed:.2f}" if speed is not None and latency else "-",
+            f"{_MARKS[accuracy.provenance]}{accuracy.value:.4f}{flag}" if accuracy else "-")
 
 
 def _speedup(record: CandidateRecord) -> str:

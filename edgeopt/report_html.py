@@ -43,7 +43,7 @@ def render_html(report: Report) -> str:
         f"<h1>{escape(title)}</h1>",
         _verdict_block(report),
         "<h2>Pareto frontier</h2>",
-        _chart_block(),
+        _chart_block(report.plan.target_evaluation is not None),
         "<h2>Progression</h2>",
         _progression(report),
         "<h2>Candidates</h2>",
@@ -66,8 +66,14 @@ def render_html(report: Report) -> str:
 def _point(record: CandidateRecord, report: Report) -> dict:
     m = record.metrics
     rounds = m.timing.p50_per_round_ms if m.timing else []
+    target = m.target
+    target_latency = target.latency_ms if target else None
     return {"id": record.id, "framework": record.framework, "precision": record.precision, "stage": record.stage,
             "latency": m.p50, "lat_lo": min(rounds) if rounds else None, "lat_hi": max(rounds) if rounds else None,
+            "target_latency": target_latency.value if target_latency else None,
+            "target_lo": target_latency.interval[0] if target_latency and target_latency.interval else None,
+            "target_hi": target_latency.interval[1] if target_latency and target_latency.interval else None,
+            "target_accuracy": target.accuracy.value if target and target.accuracy else m.score,
             "rss": m.peak_rss_mb, "size": m.size_mb, "accuracy": m.score, "passed": record.passed_all_gates,
             "frontier": record.id in report.pareto_frontier, "provenance": record.provenance}
 
@@ -88,9 +94,11 @@ def _verdict_block(report: Report) -> str:
             + (f"<ul class='notes'>{notes}</ul>" if notes else ""))
 
 
-def _chart_block() -> str:
-    return ('<div class="controls">x axis: <select id="x-axis">'
-            '<option value="latency">median latency (ms)</option><option value="rss">peak RSS (MB)</option>'
+def _chart_block(on_target: bool) -> str:
+    target = ('<option value="target_latency" selected>target latency (ms, estimated or device)</option>'
+              if on_target else "")
+    return ('<div class="controls">x axis: <select id="x-axis">' + target +
+            '<option value="latency">host median latency (ms)</option><option value="rss">peak RSS (MB)</option>'
             '<option value="size">size on disk (MB)</option></select> · y axis: accuracy · '
             '<span class="legend"><i class="dot frontier"></i> on the 4-way frontier (latency, RSS, size, accuracy) '
             '<i class="dot pass"></i> passes every gate <i class="dot other"></i> other</span></div>'
@@ -133,8 +141,30 @@ def _speedup_cell(record: CandidateRecord) -> str:
     return f"{r.speedup:.2f}{interval}"
 
 
+def _target_cells(record: CandidateRecord) -> str:
+    """The device's figures, first: each with the badge of where it came from."""
+    target = record.metrics.target if record.metrics else None
+    if target is None:
+        return '<td colspan="3" class="muted">no target figure: its gates read the host\'s</td>' if record.metrics else \
+            "<td></td><td></td><td></td>"
+    latency, accuracy = target.latency_ms, target.accuracy
+    speed = record.target_ratios.speedup if record.target_ratios else None
+    band = (f' <span class="muted">[{latency.interval[0]:.3f}–{latency.interval[1]:.3f}]</span>'
+            if latency and latency.interval else "")
+    cells = [f"{latency.value:.3f}{band} {_badge(latency.provenance)}" if latency else "–",
+             f"{speed:.2f}" if speed is not None else "–",
+             (f"{accuracy.value:.4f} {_badge(accuracy.provenance)}" + (' <span class="badge fail" title="the target\'s '
+              'outputs differ from the host\'s beyond fp32 rounding">differs</span>' if target.outputs_differ else ""))
+             if accuracy else "–"]
+    return "".join(f'<td title="{escape((latency.source if i == 0 and latency else accuracy.source if i == 2 and accuracy else ""))}">{c}</td>'
+                   for i, c in enumerate(cells))
+
+
 def _candidates_table(report: Report, rows: list[CandidateRecord]) -> str:
-    head = ("<tr><th>candidate</th><th>framework</th><th>precision</th><th>stage</th><th>p50 ms</th><th>p90 ms</th>"
+    on_target = report.plan.target_evaluation is not None
+    target_head = ("<th>target ms</th><th>target speedup</th><th>target accuracy</th>" if on_target else "")
+    head = ("<tr><th>candidate</th><th>framework</th><th>precision</th><th>stage</th>" + target_head +
+            "<th>host p50 ms</th><th>p90 ms</th>"
             "<th>p99 ms</th><th>peak RSS MB</th><th>size MB</th><th>accuracy</th><th>speedup [95% CI]</th>"
             "<th>rounds</th><th>gates</th><th>figures</th><th>what the pass reported</th></tr>")
     body = []
@@ -147,7 +177,8 @@ def _candidates_table(report: Report, rows: list[CandidateRecord]) -> str:
         elif r.id == "baseline":
             gates = "baseline"
         else:
-            gates = " ".join(f'<span class="badge {_VERDICT_BADGE[g.verdict]}" title="{escape(g.verdict)}">{escape(n)} '
+            gates = " ".join(f'<span class="badge {_VERDICT_BADGE[g.verdict]}" title="{escape(g.verdict)}: read the '
+                             f'{escape(g.provenance or "")} figure">{escape(n)} '
                              f'{_num(g.value, 2)}</span>' for n, g in r.gates.items())
         cached = [k for k, v in r.cached.items() if v]
         figures = _badge(r.provenance) + (f' <span class="badge muted">cached: {", ".join(cached)}</span>' if cached else "")
@@ -158,7 +189,8 @@ def _candidates_table(report: Report, rows: list[CandidateRecord]) -> str:
         rounds = "–" if timing is None else f"{timing.rounds}" + (f" ({len(timing.discarded)} redone)" if timing.discarded else "")
         body.append(
             f'<tr id="row-{escape(r.id)}" class="{r.status}"><td>{marks}{escape(r.id)}</td><td>{escape(r.framework)}</td>'
-            f'<td>{escape(precision)}</td><td>{escape(r.stage)}</td><td>{_num(lat and lat.p50)}</td>'
+            f'<td>{escape(precision)}</td><td>{escape(r.stage)}</td>' + (_target_cells(r) if on_target else "") +
+            f'<td>{_num(lat and lat.p50)}</td>'
             f'<td>{_num(lat and lat.p90)}</td><td>{_num(lat and lat.p99)}</td><td>{_num(m and m.peak_rss_mb, 0)}</td>'
             f'<td>{_num(m and m.size_mb, 1)}</td><td>{_num(m and m.score, 4)}</td>'
             f'<td>{_speedup_cell(r)}</td><td>{rounds}</td><td>{gates}</td><td>{figures}</td>'
@@ -296,7 +328,8 @@ _SCRIPT = r"""
   const data = JSON.parse(document.getElementById('edgeopt-data').textContent);
   const chart = document.getElementById('chart'), tip = document.getElementById('tooltip');
   const NS = 'http://www.w3.org/2000/svg', W = 760, H = 380, M = {l: 64, r: 16, t: 14, b: 44};
-  const labels = {latency: 'median latency (ms)', rss: 'peak RSS (MB)', size: 'size on disk (MB)'};
+  const labels = {latency: 'host median latency (ms)', rss: 'peak RSS (MB)', size: 'size on disk (MB)',
+                  target_latency: 'target latency (ms)'};
   function el(name, attrs, parent) {
     const node = document.createElementNS(NS, name);
     for (const k in attrs) node.setAttribute(k, attrs[k]);
@@ -317,10 +350,12 @@ _SCRIPT = r"""
   }
   function draw(xKey) {
     chart.textContent = '';
-    const pts = data.points.filter(p => p[xKey] != null && p.accuracy != null);
+    const yKey = xKey === 'target_latency' ? 'target_accuracy' : 'accuracy';
+    const pts = data.points.filter(p => p[xKey] != null && p[yKey] != null).map(p => Object.assign({}, p, {accuracy: p[yKey]}));
     const svg = el('svg', {width: W, height: H, viewBox: `0 0 ${W} ${H}`, id: 'pareto'}, chart);
     if (!pts.length) { el('text', {x: 20, y: 30}, svg).textContent = 'no measured candidate to plot'; chart.dataset.rendered = '0'; return; }
-    const xs = pts.map(p => p[xKey]).concat(xKey === 'latency' ? pts.filter(p => p.lat_lo != null).flatMap(p => [p.lat_lo, p.lat_hi]) : []);
+    const bars = xKey === 'latency' ? ['lat_lo', 'lat_hi'] : xKey === 'target_latency' ? ['target_lo', 'target_hi'] : null;
+    const xs = pts.map(p => p[xKey]).concat(bars ? pts.filter(p => p[bars[0]] != null).flatMap(p => [p[bars[0]], p[bars[1]]]) : []);
     const [x0, x1] = range(xs), [y0, y1] = range(pts.map(p => p.accuracy));
     const sx = v => M.l + (v - x0) / (x1 - x0) * (W - M.l - M.r), sy = v => H - M.b - (v - y0) / (y1 - y0) * (H - M.t - M.b);
     for (let i = 0; i <= 4; i++) {
@@ -336,15 +371,17 @@ _SCRIPT = r"""
     const front = frontier2d(pts, xKey);
     el('polyline', {points: front.map(p => `${sx(p[xKey])},${sy(p.accuracy)}`).join(' '), fill: 'none', stroke: '#d1495b',
                     'stroke-width': 1.5, 'stroke-dasharray': '4 3', class: 'frontier-line'}, svg);
-    if (xKey === 'latency') for (const p of pts) if (p.lat_lo != null && p.lat_hi > p.lat_lo)
-      el('line', {x1: sx(p.lat_lo), x2: sx(p.lat_hi), y1: sy(p.accuracy), y2: sy(p.accuracy), stroke: '#9aa5b1',
+    const lo = xKey === 'latency' ? 'lat_lo' : 'target_lo', hi = xKey === 'latency' ? 'lat_hi' : 'target_hi';
+    if (xKey === 'latency' || xKey === 'target_latency') for (const p of pts) if (p[lo] != null && p[hi] > p[lo])
+      el('line', {x1: sx(p[lo]), x2: sx(p[hi]), y1: sy(p.accuracy), y2: sy(p.accuracy), stroke: '#9aa5b1',
                   'stroke-width': 2, class: 'error-bar'}, svg);
     for (const p of pts) {
       const color = p.frontier ? '#d1495b' : (p.passed ? '#2a9d4b' : '#7b8794');
       const c = el('circle', {cx: sx(p[xKey]), cy: sy(p.accuracy), r: p.id === data.selected ? 8 : 5.5, fill: color,
                               stroke: p.id === 'baseline' ? '#1d232a' : '#fff', 'stroke-width': 1.5, class: 'point', 'data-id': p.id}, svg);
       el('title', {}, c).textContent = p.id;
-      const text = `${p.id} · ${p.framework} ${p.precision} · p50 ${p.latency.toFixed(3)} ms · RSS ${p.rss.toFixed(0)} MB · ` +
+      const target = p.target_latency != null ? ` · target ${p.target_latency.toFixed(3)} ms` : '';
+      const text = `${p.id} · ${p.framework} ${p.precision} · p50 ${p.latency.toFixed(3)} ms${target} · RSS ${p.rss.toFixed(0)} MB · ` +
                    `${p.size.toFixed(1)} MB · ${data.metric} ${p.accuracy.toFixed(4)} · ${p.provenance}`;
       c.addEventListener('mousemove', e => { tip.hidden = false; tip.textContent = text; tip.style.left = (e.clientX + 12) + 'px'; tip.style.top = (e.clientY + 12) + 'px'; });
       c.addEventListener('mouseleave', () => { tip.hidden = true; });

@@ -106,18 +106,26 @@ class Scheduler:
                           "baseline and a batch's candidates in a shuffled order; passes and accuracy runs may overlap"}
 
 
-def objectives(record: CandidateRecord, higher_is_better: bool) -> tuple[float, ...] | None:
-    """What the frontier trades off, each to be minimised: latency, peak RSS, size, accuracy loss."""
+def objectives(record: CandidateRecord, higher_is_better: bool, on_target: bool = False) -> tuple[float, ...] | None:
+    """What the frontier trades off, each to be minimised: latency, peak RSS, size, accuracy loss; on the
+    target's figures when the build is for another device and has them."""
     m = record.metrics
     if m is None or m.latency_ms is None or m.score is None:
         return None
-    values = (m.latency_ms.p50, m.peak_rss_mb, m.size_mb, -m.score if higher_is_better else m.score)
+    latency, score = m.latency_ms.p50, m.score
+    if on_target:
+        target = m.target
+        if target is None or target.latency_ms is None:
+            return None
+        latency = target.latency_ms.value
+        score = target.accuracy.value if target.accuracy is not None else score
+    values = (latency, m.peak_rss_mb, m.size_mb, -score if higher_is_better else score)
     return None if any(v is None for v in values) else values
 
 
-def pareto_frontier(records: list[CandidateRecord], higher_is_better: bool) -> list[str]:
+def pareto_frontier(records: list[CandidateRecord], higher_is_better: bool, on_target: bool = False) -> list[str]:
     """Ids of the measured records that no other record beats on every objective at once."""
-    points = {r.id: objectives(r, higher_is_better) for r in records if r.status == "ok"}
+    points = {r.id: objectives(r, higher_is_better, on_target) for r in records if r.status == "ok"}
     points = {k: v for k, v in points.items() if v is not None}
 
     def dominates(a, b):

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from edgeopt.errors import ManifestError, closest
+from edgeopt.errors import ManifestError, Problem, closest, quote, shorten
 
 
 def validate_model(model_cls: type[BaseModel], data: Any, file: str, context: dict | None = None):
@@ -16,31 +16,68 @@ def validate_model(model_cls: type[BaseModel], data: Any, file: str, context: di
         return model_cls.model_validate(data, context=context)
     except ValidationError as exc:
         raise as_manifest_error(exc, model_cls, file) from None
+    except RecursionError:  # a self-referencing value; the YAML loader refuses those, a caller's dict may not
+        raise ManifestError(file, "", "a value contains itself (a cycle): not a manifest") from None
+
+
+MAX_ERRORS = 200  # pydantic errors looked at; a file with more is rejected on these
 
 
 def as_manifest_error(exc: ValidationError, model_cls: type[BaseModel], file: str) -> ManifestError:
-    error = exc.errors()[0]
-    loc, parent = _walk(model_cls, [part for part in error["loc"] if not _is_union_tag(part)])
-    key = ".".join(str(part) for part in loc) or "(top level)"
+    """Every problem pydantic found, one per key (errors about one key are merged), in the file's order."""
+    by_key: dict[str, list[Problem]] = {}
+    for error in exc.errors(include_url=False)[:MAX_ERRORS]:
+        problem = _problem(error, model_cls)
+        by_key.setdefault(problem.key, []).append(problem)
+    return ManifestError(file, problems=[_merge(found) for found in by_key.values()])
+
+
+def _problem(error: dict, model_cls: type[BaseModel]) -> Problem:
+    loc, parent, here = _walk(model_cls, [part for part in error["loc"] if not _is_union_tag(part)])
+    key = ".".join(shorten(str(part), 60) for part in loc) or "(top level)"
     kind = error["type"]
+    ctx = error.get("ctx") or {}
     if kind == "extra_forbidden":
         valid = sorted(_fields_of(parent))
-        return ManifestError(
-            file, key, f"unknown key; expected one of: {', '.join(valid)}", closest(str(loc[-1]), valid)
-        )
+        near = closest(str(loc[-1]), valid) if loc else []
+        if near:
+            return Problem(key, f"unknown key; did you mean {' or '.join(near)}?", tuple(near))
+        return Problem(key, f"unknown key; expected one of: {', '.join(valid)}" if valid else "unknown key")
     if kind in ("literal_error", "union_tag_invalid", "enum"):
-        ctx = error.get("ctx", {})
         expected = ctx.get("expected", "") or ctx.get("expected_tags", "")
         options = [o.strip().strip("'\"") for o in str(expected).replace(" or ", ",").split(",") if o.strip()]
         got = error.get("input")
         if kind == "union_tag_invalid":  # the input is the whole mapping; the tag is one key of it
             discriminator = str(ctx.get("discriminator", "type")).strip("'")
             key, got = f"{key}.{discriminator}", ctx.get("tag")
-        return ManifestError(file, key, f"got {got!r}; expected one of: {', '.join(options)}",
-                             closest(str(got), options))
+        return Problem(key, f"got {quote(got)}; expected one of: {', '.join(options)}",
+                       tuple(closest(str(got), options)))
+    if kind == "union_tag_not_found":
+        discriminator = str(ctx.get("discriminator", "type")).strip("'")
+        tags = _tags_of(here)
+        return Problem(key, f"needs `{discriminator}:` saying which kind it is"
+                       + (f", one of: {', '.join(tags)}" if tags else ""))
     if kind == "missing":
-        return ManifestError(file, key, "required key is missing")
-    return ManifestError(file, key, f"{error['msg']} (got {error.get('input')!r})")
+        return Problem(key, "required key is missing")
+    if kind == "invalid_key":
+        return Problem(key, f"keys must be text (got {quote(error.get('input'))})")
+    return Problem(key, f"{error['msg']} (got {quote(error.get('input'))})")
+
+
+def _merge(problems: list[Problem]) -> Problem:
+    """pydantic reports a value that fits no member of `int | str` once per member: say it once."""
+    if len(problems) == 1:
+        return problems[0]
+    texts = list(dict.fromkeys(p.problem for p in problems))
+    prefix, got = "Input should be ", ""
+    if all(t.startswith(prefix) for t in texts):
+        bodies = []
+        for text in texts:
+            body, _, tail = text[len(prefix):].partition(" (got ")
+            bodies.append(body)
+            got = got or (f" (got {tail}" if tail else "")
+        return Problem(problems[0].key, prefix + " or ".join(dict.fromkeys(bodies)) + got)
+    return Problem(problems[0].key, "; ".join(texts), problems[0].choices)
 
 
 def _is_union_tag(part: Any) -> bool:
@@ -48,19 +85,40 @@ def _is_union_tag(part: Any) -> bool:
     return isinstance(part, str) and ("[" in part or part.startswith("function-"))
 
 
-def _walk(model_cls: Any, loc: list) -> tuple[list, Any]:
-    """The path as the user wrote it (without the member tags pydantic puts in the path of a
-    discriminated union: 'images' in evaluation.data.images.size), and the annotation holding its
-    last key (whose fields are the valid choices when that key is unknown)."""
+def _walk(model_cls: Any, loc: list) -> tuple[list, Any, Any]:
+    """The path as the user wrote it (without the member tags pydantic puts in the path of a union:
+    'images' in evaluation.data.images.size, 'int' in evaluation.metric.output.int), the annotation
+    holding its last key (whose fields are the valid choices when that key is unknown), and the
+    annotation at the path itself."""
     cleaned, current, parent = [], model_cls, model_cls
     for part in loc:
         member = _union_member_tagged(current, part)
         if member is not None:
             current = member
             continue
+        if _plain_member_tag(current, part):
+            continue
         cleaned.append(part)
         parent, current = current, (_step_into(current, part) if current is not None else None)
-    return cleaned, parent
+    return cleaned, parent, current
+
+
+def _plain_member_tag(annotation: Any, part: Any) -> bool:
+    """'int' or 'str' in the path of a value checked against `int | str`: the member tried, not a key."""
+    members = _candidates(annotation)
+    if len(members) < 2 or not isinstance(part, str):
+        return False
+    names = {getattr(m, "__name__", None) for m in members} | {str(m).lower() for m in members}
+    return part in names or part.split("[", 1)[0] in names
+
+
+def _tags_of(annotation: Any) -> list[str]:
+    """The `type:` values a discriminated union accepts."""
+    tags = []
+    for member in _candidates(annotation):
+        if isinstance(member, type) and issubclass(member, BaseModel) and "type" in member.model_fields:
+            tags += [str(t) for t in typing.get_args(member.model_fields["type"].annotation)]
+    return tags
 
 
 def _union_member_tagged(annotation: Any, part: Any) -> Any:

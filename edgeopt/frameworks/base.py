@@ -139,6 +139,15 @@ class Runtime(ABC):
 class GraphRuntime(Runtime):
     supports_layer_outputs: ClassVar[bool] = False
 
+    def with_threads(self, artifact: ModelArtifact, threads: int) -> ModelArtifact:
+        """The same model set to run on `threads` threads (one stream): what instruction counting needs,
+        whatever the candidate's own settings say."""
+        return artifact
+
+    def threads_on(self, artifact: ModelArtifact, cores: int) -> int:
+        """How many threads the candidate computes with on a device of `cores` cores."""
+        return cores
+
     @abstractmethod
     def load(self, artifact: ModelArtifact, threads: int | None) -> GraphSession: ...
 

@@ -24,3 +24,27 @@ def graph_accuracy(session: GraphSession, request: AccuracyRequest) -> dict:
         np.save(request.save_outputs, outputs)
     reference = np.load(request.reference_outputs) if request.reference_outputs else None
     return metric_named(request.metric.name).evaluate(request.metric.model_dump(), outputs, labels, reference)
+
+
+def host_accuracy(request) -> dict:
+    """The metric on the host's outputs of the same samples, judged the same way (against the host's
+    baseline outputs where the metric compares with the baseline)."""
+    _, labels = load_arrays(request.eval_data)
+    outputs = np.load(request.host_outputs)
+    reference = np.load(request.host_reference_outputs) if request.host_reference_outputs else None
+    return metric_named(request.metric.name).evaluate(request.metric.model_dump(), outputs, labels, reference)
+
+
+def agreement(emulated_path: str, host_path: str) -> dict:
+    """How far the target runtime's outputs are from the host's: beyond fp32 rounding, kernels differ
+    (int8 kernels are not bit-exact across architectures; OpenVINO on ARM computes in f16 by default)."""
+    emulated = np.load(emulated_path).astype(np.float64)
+    host = np.load(host_path).astype(np.float64)[: len(emulated)]
+    difference = np.abs(emulated - host)
+    scale = float(np.sqrt(np.mean(host ** 2))) or 1.0
+    result = {"max_abs_diff": float(difference.max()), "relative_rms": float(np.sqrt(np.mean(difference ** 2))) / scale,
+              "samples": len(emulated)}
+    if host.ndim >= 2 and host.shape[-1] > 1:
+        flat_e, flat_h = emulated.reshape(len(emulated), -1), host.reshape(len(host), -1)
+        result["argmax_agreement"] = float(np.mean(flat_e.argmax(axis=1) == flat_h.argmax(axis=1)))
+    return result

@@ -33,6 +33,7 @@ class Job:
     request: Request
     workdir: str
     limits: Limits
+    environment: tuple[tuple[str, str], ...] = ()  # added to the worker's environment for this job only
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ def child_response(job: Job, env: Mapping[str, str], python: str = sys.executabl
     request_path.write_text(json.dumps(job.request.model_dump(mode="json"), indent=2))
     command = [python, "-m", "edgeopt.worker", str(request_path), str(response_path)]
     with log_path.open("w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=offline_env(env),
-                                   start_new_session=True)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   env=offline_env({**env, **dict(job.environment)}), start_new_session=True)
         stopped = _wait(process, Watch(process.pid, job.limits))
     if stopped:
         return Response(status="failed", error=f"{stopped} (log: {log_path})")

@@ -66,6 +66,15 @@ class OnnxRuntime(GraphRuntime):
     def load(self, artifact: ModelArtifact, threads: int | None) -> OnnxRuntimeSession:
         return OnnxRuntimeSession(artifact, threads)
 
+    def threads_on(self, artifact: ModelArtifact, cores: int) -> int:
+        # ONNX Runtime's default intra-op pool has one thread per physical core
+        return int(artifact.runtime_config.get("intra_op_threads") or cores)
+
+    def with_threads(self, artifact: ModelArtifact, threads: int) -> ModelArtifact:
+        settings = {**artifact.runtime_config, "intra_op_threads": threads, "inter_op_threads": 1,
+                    "execution_mode": "sequential"}
+        return artifact.model_copy(update={"runtime_config": settings})
+
     def layer_outputs(self, artifact: ModelArtifact, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Every float tensor the graph computes, by name, sample by sample (graph optimizations off,
         so tensors keep the names they have in the file)."""

@@ -109,6 +109,14 @@ class OpenVinoRuntime(GraphRuntime):
     def load(self, artifact: ModelArtifact, threads: int | None) -> OpenVinoSession:
         return OpenVinoSession(artifact, threads)
 
+    def threads_on(self, artifact: ModelArtifact, cores: int) -> int:
+        return int(artifact.runtime_config.get("inference_num_threads") or cores)
+
+    def with_threads(self, artifact: ModelArtifact, threads: int) -> ModelArtifact:
+        settings = {**artifact.runtime_config, "inference_num_threads": threads, "num_streams": 1,
+                    "performance_hint": "latency"}
+        return artifact.model_copy(update={"runtime_config": settings})
+
     def layer_outputs(self, artifact: ModelArtifact, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The output of every computing operation, by its friendly name (NNCF keeps those names and
         inserts FakeQuantize beside them), in fp32 inference precision."""

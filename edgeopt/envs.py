@@ -1,0 +1,302 @@
+"""Environments edgeopt prepares beside its own: the aarch64 userland that runs ONNX Runtime and OpenVINO's
+ARM builds under qemu-user, with the TCG plugin that counts what they execute.
+
+`edgeopt env create aarch64` (Linux) makes, under ~/.cache/edgeopt/envs/aarch64 (or $EDGEOPT_ENV_DIR):
+  rootfs/   an arm64 Debian userland with Python, unpacked by mmdebstrap (extract only: no binfmt, no chroot)
+  site/     the aarch64 wheels of the runtimes at the host's versions (pinned; every manylinux tag up to
+            the userland's glibc, so pip cannot silently fall back to an old release)
+  plugin/   a64count, built from the qemu-plugin.h of the installed qemu-user's own source package
+  prefix/   one qemu -L prefix per core profile: the userland plus a /proc/cpuinfo naming that core, so
+            the runtimes pick that core's kernels (dotprod or not)
+  bin/      python-<core>: run aarch64 CPython as that core
+Everything is built in a staging folder and renamed into place: a failed create leaves nothing half-made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from edgeopt.errors import EdgeoptError, ExitStatus, MissingDependency, UsageError
+
+AARCH64 = "aarch64"
+ENV_NAMES = (AARCH64,)
+SYSTEM_PACKAGES = "qemu-user mmdebstrap libglib2.0-dev pkg-config gcc xz-utils"
+SYSTEM_INSTALL = f"make aarch64-deps  (or, as root: apt-get install -y --no-install-recommends {SYSTEM_PACKAGES})"
+# what a worker needs under emulation; the runtimes are added when the host has them
+CORE_PACKAGES = ("numpy", "pydantic", "pydantic-core", "pyyaml")
+RUNTIME_PACKAGES = ("onnxruntime", "openvino")
+ROOTFS_PACKAGES = "python3,libpython3.11-stdlib,libstdc++6,libgomp1"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+
+
+class EnvCreateFailed(EdgeoptError):
+    """An environment could not be created (a download or a build step failed)."""
+
+    exit_status = ExitStatus.ENVIRONMENT
+
+
+def env_root(environ: Mapping[str, str]) -> Path:
+    if environ.get("EDGEOPT_ENV_DIR"):
+        return Path(environ["EDGEOPT_ENV_DIR"])
+    home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
+    return home / ".cache" / "edgeopt" / "envs"
+
+
+def create_command(name: str) -> str:
+    return f"edgeopt env create {name}"
+
+
+def host_pins() -> dict[str, str]:
+    """The host's versions of what the aarch64 userland needs: outputs compare like for like."""
+    pins = {}
+    for name in (*CORE_PACKAGES, *RUNTIME_PACKAGES):
+        try:
+            pins[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            if name in CORE_PACKAGES:
+                raise
+    return pins
+
+
+@dataclass(frozen=True)
+class EnvStatus:
+    name: str
+    path: Path
+    present: bool
+    detail: str
+    packages: dict
+    key: str | None = None  # requirements + Python version: part of the cache key of what runs inside
+
+
+class Aarch64Env:
+    name = AARCH64
+
+    def __init__(self, root: Path):
+        self.path = root / AARCH64
+
+    # -- what is there ----------------------------------------------------------------------------------
+    def status(self) -> EnvStatus:
+        info_file = self.path / "env.json"
+        if not info_file.is_file():
+            return EnvStatus(self.name, self.path, False, f"not created (run `{create_command(self.name)}`)", {})
+        info = json.loads(info_file.read_text())
+        wanted = host_pins()
+        stale = {k: (info["packages"].get(k), v) for k, v in wanted.items() if info["packages"].get(k) != v}
+        if stale:
+            changes = ", ".join(f"{k} {old or 'missing'} → {new}" for k, (old, new) in stale.items())
+            return EnvStatus(self.name, self.path, False, f"out of date with this host ({changes}); run "
+                             f"`{create_command(self.name)}` again", info["packages"], info["key"])
+        return EnvStatus(self.name, self.path, True, f"python {info['python']}, qemu {info['qemu']}",
+                         info["packages"], info["key"])
+
+    def require(self) -> EnvStatus:
+        status = self.status()
+        if not status.present:
+            raise MissingDependency(f"the aarch64 emulation environment ({status.detail})", create_command(self.name))
+        return status
+
+    def has_runtime(self, package: str) -> bool:
+        return package in self.status().packages
+
+    # -- using it ---------------------------------------------------------------------------------------
+    def python(self, core) -> str:
+        """A command that runs aarch64 CPython as `core` (a CoreProfile), with the runtimes and edgeopt."""
+        self.require()
+        prefix = self._prefix(core)
+        code = self.path / "py"
+        code.mkdir(exist_ok=True)
+        package = Path(__file__).resolve().parent
+        link = code / "edgeopt"
+        if not link.is_symlink() or link.resolve() != package:  # always this edgeopt, whichever is installed
+            link.unlink(missing_ok=True)
+            link.symlink_to(package)
+        wrapper = self.path / "bin" / f"python-{core.uarch}"
+        wrapper.parent.mkdir(exist_ok=True)
+        interpreter = json.loads((self.path / "env.json").read_text())["interpreter"]
+        script = (f"#!/bin/sh\n# aarch64 CPython as a {core.uarch} under qemu-user (written by edgeopt)\n"
+                  f'exec qemu-aarch64 -cpu {core.qemu_cpu} -L {prefix} $EDGEOPT_QEMU_ARGS -U PYTHONHOME '
+                  f"-E PYTHONPATH={self.path / 'site'}:{code} -E PYTHONNOUSERSITE=1 -E PYTHONDONTWRITEBYTECODE=1 "
+                  f'{self.path / "rootfs" / interpreter} "$@"\n')
+        if not wrapper.exists() or wrapper.read_text() != script:
+            wrapper.write_text(script)
+            wrapper.chmod(0o755)
+        return str(wrapper)
+
+    def plugin(self) -> Path:
+        return self.path / "plugin" / "liba64count.so"
+
+    def _prefix(self, core) -> Path:
+        """The userland seen through symlinks, plus a /proc/cpuinfo that names `core` (qemu 7.2 passes the
+        host's x86 cpuinfo through, which crashes ONNX Runtime's cpuinfo library and names no ARM core)."""
+        prefix = self.path / "prefix" / core.uarch
+        cpuinfo = prefix / "proc" / "cpuinfo"
+        text = core.cpuinfo(cores=2)
+        if cpuinfo.exists() and cpuinfo.read_text() == text:
+            return prefix
+        rootfs = self.path / "rootfs"
+        (prefix / "proc").mkdir(parents=True, exist_ok=True)
+        for entry in rootfs.iterdir():
+            if entry.name == "proc":
+                continue
+            link = prefix / entry.name
+            if not link.is_symlink():
+                link.symlink_to(entry)
+        cpuinfo.write_text(text)
+        return prefix
+
+    # -- making it --------------------------------------------------------------------------------------
+    def create(self, say: Callable[[str], None] = print, force: bool = False) -> EnvStatus:
+        if sys.platform != "linux" or platform.machine().lower() not in ("x86_64", "amd64", "aarch64", "arm64"):
+            raise UsageError("the aarch64 environment is made with qemu-user and mmdebstrap: Linux hosts only")
+        if self.status().present and not force:
+            say(f"{self.name}: already present at {self.path} (--force makes it again)")
+            return self.status()
+        _require_tools()
+        staging = self.path.parent / f".staging-{self.name}-{uuid.uuid4().hex[:8]}"
+        staging.mkdir(parents=True)
+        try:
+            mirror = _debian_mirror()
+            say(f"{self.name}: arm64 Debian userland from {mirror} (mmdebstrap --variant=extract)")
+            _run(["mmdebstrap", "--quiet", "--variant=extract", "--mode=root" if os.geteuid() == 0 else "--mode=unshare",
+                  "--architectures=arm64", f"--include={ROOTFS_PACKAGES}", "bookworm", str(staging / "rootfs"), mirror])
+            interpreter = _interpreter(staging / "rootfs")
+            version = re.search(r"python(\d+\.\d+)$", interpreter).group(1)
+            pins = host_pins()
+            say(f"{self.name}: aarch64 wheels for Python {version}: " + ", ".join(f"{k}=={v}" for k, v in pins.items()))
+            _pip_aarch64(staging / "site", version, pins)
+            say(f"{self.name}: building the a64count TCG plugin against the installed qemu-user's source")
+            qemu = _build_plugin(staging)
+            key = _key(pins, version, qemu)
+            (staging / "env.json").write_text(json.dumps({
+                "name": self.name, "python": version, "interpreter": interpreter, "qemu": qemu, "packages": pins,
+                "key": key, "rootfs_packages": ROOTFS_PACKAGES}, indent=2))
+            if self.path.exists():
+                shutil.rmtree(self.path)
+            staging.replace(self.path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        say(f"{self.name}: ready at {self.path}")
+        return self.status()
+
+    def remove(self) -> bool:
+        if not self.path.exists():
+            return False
+        shutil.rmtree(self.path)
+        return True
+
+
+def environment(name: str, environ: Mapping[str, str]) -> Aarch64Env:
+    if name != AARCH64:
+        from edgeopt.errors import closest
+
+        raise UsageError(f"unknown environment {name!r}; known: {', '.join(ENV_NAMES)}"
+                         + (f" (did you mean {closest(name, ENV_NAMES)[0]}?)" if closest(name, ENV_NAMES) else ""))
+    return Aarch64Env(env_root(environ))
+
+
+# -- steps --------------------------------------------------------------------------------------------------
+def _require_tools() -> None:
+    missing = [tool for tool in ("qemu-aarch64", "mmdebstrap", "gcc", "pkg-config", "apt-get", "tar")
+               if shutil.which(tool) is None]
+    if not missing and subprocess.run(["pkg-config", "--exists", "glib-2.0"]).returncode != 0:
+        missing.append("glib-2.0 headers")
+    if missing:
+        raise MissingDependency(f"{', '.join(missing)} (to make the aarch64 environment)", SYSTEM_INSTALL)
+    help_text = subprocess.run(["qemu-aarch64", "-h"], capture_output=True, text=True).stdout
+    if "-plugin" not in help_text:
+        raise MissingDependency("a qemu-aarch64 that loads plugins (qemu-user-static cannot)", SYSTEM_INSTALL)
+
+
+def _run(command: list[str], **options) -> subprocess.CompletedProcess:
+    completed = subprocess.run(command, capture_output=True, text=True, **options)
+    if completed.returncode != 0:
+        tail = (completed.stderr.strip() or completed.stdout.strip()).splitlines()[-5:]
+        raise EnvCreateFailed(f"`{' '.join(command[:3])} …` failed: " + " | ".join(tail))
+    return completed
+
+
+def _debian_sources() -> list[dict]:
+    """The host's Debian deb822 sources (Types, URIs, Suites, Components, Signed-By)."""
+    entries = []
+    for path in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
+        for block in path.read_text().split("\n\n"):
+            fields = dict(line.split(":", 1) for line in block.splitlines() if ":" in line and not line.startswith("#"))
+            fields = {k.strip(): v.strip() for k, v in fields.items()}
+            if fields.get("URIs"):
+                entries.append(fields)
+    return entries
+
+
+def _debian_mirror() -> str:
+    for entry in _debian_sources():
+        if "bookworm" in entry.get("Suites", "").split():
+            return entry["URIs"].split()[0]
+    return DEFAULT_MIRROR
+
+
+def _interpreter(rootfs: Path) -> str:
+    found = sorted(p for p in (rootfs / "usr" / "bin").glob("python3.*") if re.fullmatch(r"python3\.\d+", p.name))
+    if not found:
+        raise EnvCreateFailed(f"no python3 in the arm64 userland at {rootfs}")
+    return str(found[-1].relative_to(rootfs))
+
+
+def _pip_aarch64(target: Path, python_version: str, pins: dict[str, str]) -> None:
+    # manylinux2014 alone makes pip pick onnxruntime 1.16 (its last manylinux2014 wheel) without a word:
+    # every tag up to the userland's glibc (2.36), with exact pins so a wrong tag fails loudly
+    platforms = ["--platform", "manylinux2014_aarch64"]
+    for minor in range(17, 37):
+        platforms += ["--platform", f"manylinux_2_{minor}_aarch64"]
+    _run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--only-binary=:all:",
+          *platforms, "--python-version", python_version, "--implementation", "cp",
+          "--abi", f"cp{python_version.replace('.', '')}", "--abi", "abi3", "--abi", "none",
+          "--target", str(target), *(f"{k}=={v}" for k, v in pins.items())])
+
+
+def _build_plugin(staging: Path) -> str:
+    """Compiles edgeopt/estimate/plugin/a64count.c against qemu-plugin.h from the source package of the
+    installed qemu-user (Debian ships neither plugins nor the header). apt runs with private lists and
+    sources: the system's apt configuration is not touched."""
+    version = _run(["dpkg-query", "-W", "-f=${source:Version}", "qemu-user"]).stdout.strip()
+    apt = staging / "apt"
+    for folder in ("lists/partial", "cache/archives/partial", "sources", "src"):
+        (apt / folder).mkdir(parents=True, exist_ok=True)
+    blocks = []
+    for entry in _debian_sources():
+        lines = [f"{k}: {v}" for k, v in entry.items() if k != "Types"]
+        blocks.append("Types: deb-src\n" + "\n".join(lines))
+    (apt / "sources" / "src.sources").write_text("\n\n".join(blocks) + "\n")
+    options = ["-o", "Dir::Etc::SourceList=/dev/null", "-o", f"Dir::Etc::SourceParts={apt / 'sources'}",
+               "-o", f"Dir::State::Lists={apt / 'lists'}", "-o", f"Dir::Cache={apt / 'cache'}",
+               "-o", "APT::Sandbox::User=root"]
+    _run(["apt-get", *options, "update", "-qq"])
+    _run(["apt-get", *options, "source", "-qq", "--download-only", f"qemu={version}"], cwd=apt / "src")
+    tarball = next((apt / "src").glob("qemu_*.orig.tar.xz"))
+    _run(["tar", "xJf", str(tarball), "-C", str(apt / "src"), "--wildcards", "*/include/qemu/qemu-plugin.h"])
+    header = next((apt / "src").glob("*/include/qemu/qemu-plugin.h"))
+    source = Path(__file__).resolve().parent / "estimate" / "plugin" / "a64count.c"
+    (staging / "plugin").mkdir()
+    glib = _run(["pkg-config", "--cflags", "--libs", "glib-2.0"]).stdout.split()
+    _run(["gcc", "-O2", "-fPIC", "-shared", f"-I{header.parent}", "-o", str(staging / "plugin" / "liba64count.so"),
+          str(source), *glib])
+    shutil.copy2(source, staging / "plugin" / "a64count.c")  # the source beside the binary (GPL-2.0-or-later)
+    shutil.rmtree(apt)
+    return version
+
+
+def _key(pins: dict, python_version: str, qemu: str) -> str:
+    from edgeopt.hashing import value_digest
+
+    return value_digest({"packages": pins, "python": python_version, "qemu": qemu, "rootfs": ROOTFS_PACKAGES})
