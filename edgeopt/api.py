@@ -108,7 +108,7 @@ def build(manifest_path: str | Path, options: BuildOptions = BuildOptions()) -> 
     timing_runner = runner if options.executor == "inprocess" else make_runner("local", worker_env, options.python)
     try:
         result = Builder(the_plan, manifest, context.registry, out_dir, runner, timing_runner, progress, cache,
-                         emulation).run()
+                         emulation, _calibration(the_plan)).run()
     finally:
         runner.close()
     report = build_report(result, context.host.cpu_model, deployment_notes(manifest))
@@ -118,6 +118,16 @@ def build(manifest_path: str | Path, options: BuildOptions = BuildOptions()) -> 
     if options.package and result.selected:
         archive = write_package(report, result.out_dir, context.registry, artifact=result.artifacts[result.selected.id])
     return BuildOutcome(report, result.out_dir, report_path, html_path, archive)
+
+
+def _calibration(the_plan: Plan):
+    """The published measurements target estimates are fitted on, for builds whose target is not this host."""
+    if the_plan.target_evaluation is None:
+        return None
+    from edgeopt.catalog import load_catalog
+    from edgeopt.estimate.calibration import load_calibration
+
+    return load_calibration(load_catalog())
 
 
 def _emulation(the_plan: Plan, options: BuildOptions, worker_env):

@@ -52,6 +52,7 @@ class Memory(_Facts):
 class Accelerator(_Facts):
     kind: str
     name: str
+    cores: int = 1  # independent cores a model can be placed on (an RK3588's NPU has 3; one runs a model)
     tops_int8: float | None = None
     precisions: list[str] = []
     toolchain: str | None = None

@@ -1,0 +1,229 @@
+"""Execution of a Plan: the coordinator of the search. It asks the scheduler for batches of steps, has
+the pass stage make them, the measurer measure them (accuracy on the runner, timing in rounds here) and
+the ledger record and gate them; then diagnosis, selection and the selected model's folder."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeopt.artifact import ModelArtifact
+from edgeopt.build.data import BuildData, prepare_data, source_artifact
+from edgeopt.build.diagnosis import diagnose
+from edgeopt.build.keys import CacheKeys, model_identity
+from edgeopt.build.layout import OutputLayout
+from edgeopt.build.ledger import Ledger
+from edgeopt.build.measurer import Item, Measurer, Timed
+from edgeopt.build.passes import Made, PassStage
+from edgeopt.build.figures import target_figures
+from edgeopt.build.requests import Requests
+from edgeopt.build.target import Emulated, EmulationSetup, RooflineEstimator, TargetEmulator, cpu_model
+from edgeopt.estimate.cpu import estimate as cpu_estimate
+from edgeopt.cache import BuildCache
+from edgeopt.candidates import CandidateRecord
+from edgeopt.manifest import Manifest
+from edgeopt.measurements import TargetFigures
+from edgeopt.measure.metrics import metric as metric_named
+from edgeopt.planner import Plan, Step, require_installed
+from edgeopt.progress import BuildProgress, NoProgress
+from edgeopt.registry import Registry
+from edgeopt.runners import Runner
+from edgeopt.search import Scheduler
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    plan: Plan
+    baseline: CandidateRecord
+    candidates: tuple[CandidateRecord, ...]
+    selected: CandidateRecord | None
+    out_dir: Path
+    seconds: float
+    notes: tuple[str, ...] = ()
+    frontier: tuple[str, ...] = ()
+    search: dict | None = None  # strategy, runner, what ran, why it stopped
+    cache: dict | None = None
+    diagnosis: dict | None = None  # per-layer divergence of the candidate that lost most accuracy
+    artifacts: Mapping[str, ModelArtifact] = field(default_factory=dict)  # what each step made, by step id
+
+
+class Builder:
+    def __init__(self, plan: Plan, manifest: Manifest, registry: Registry, out_dir: Path, runner: Runner,
+                 timing_runner: Runner | None = None, progress: BuildProgress | None = None,
+                 cache: BuildCache | None = None, emulation: EmulationSetup | None = None, calibration=None):
+        self.plan, self.manifest, self.registry = plan, manifest, registry
+        self.layout = OutputLayout(out_dir)
+        self.runner, self.timing_runner = runner, timing_runner or runner
+        self.progress = progress or NoProgress()
+        self.cache = cache or BuildCache(None)
+        self.metric = metric_named(manifest.evaluation.metric.name)
+        self.emulation = emulation
+        self.calibration = calibration
+        self.emulation_errors: dict[str, str] = {}
+
+    def run(self) -> BuildResult:
+        require_installed(self.plan)  # fail before any work, with the install command
+        started = time.perf_counter()
+        self.layout.prepare()
+        self.progress.message("preparing evaluation and calibration data")
+        data = prepare_data(self.manifest, self.layout)
+        self._assemble(data)
+        scheduler = Scheduler(self.plan, self.runner.parallelism)
+        try:
+            source = source_artifact(self.manifest, self.plan.baseline_framework)
+            if source is not None:
+                self.ledger.add_artifact("source", source, identity_of="baseline")
+            if self.plan.baseline == "source":
+                self.progress.step("baseline", "measuring", "the source model")
+                self._measure([Made("baseline", source)])
+            while batch := scheduler.next_batch(self.ledger.produced, lambda fw: self.ledger.leader(fw) is not None):
+                self._run(batch)
+                scheduler.batch_done(self.ledger.first_passing())
+        finally:
+            self.measurer.close()
+        self.ledger.close_baseline(self.measurer.baseline)
+        for step, status, why in scheduler.not_run:
+            self.progress.step(step.id, status, why)
+            self.ledger.not_run(step, status, why)
+        baseline = self.ledger.baseline or CandidateRecord(
+            id="baseline", framework=self.plan.baseline_framework, stage="source", status="failed",
+            error="the baseline could not be made", provenance=self.plan.provenance)
+        diagnosis = diagnose(self.ledger, self.plan.baseline, self.registry, self.requests, self.keys, self.cache,
+                             self.runner, self.progress)
+        selected = self.ledger.select()
+        if selected is not None:
+            self.layout.copy_selected(selected)
+        return BuildResult(self.plan, baseline, tuple(self.ledger.records), selected, self.layout.root,
+                           time.perf_counter() - started, (*data.notes, *self._notes(baseline)),
+                           tuple(self.ledger.frontier()), {**scheduler.summary(self.runner.name),
+                                                           "windows": self.measurer.log},
+                           self.cache.summary(), diagnosis, dict(self.ledger.artifacts))
+
+    def _assemble(self, data: BuildData) -> None:
+        m = self.manifest
+        self.keys = CacheKeys(m, self.plan, self.registry, self.metric, data, self.layout.reference_outputs)
+        self.requests = Requests(m, self.registry, self.metric, data, self.layout)
+        self.passes = PassStage(self.requests, self.keys, self.cache, self.runner, self.layout, self.progress)
+        self.measurer = Measurer(m, self.requests, self.keys, self.cache, self.runner, self.timing_runner, self.progress)
+        min_intervals = self.requests.llm().min_intervals if self.metric.computed_by_runtime else None
+        self.emulator = None
+        self.roofline = None
+        if self.plan.target_evaluation is not None:
+            self.roofline = RooflineEstimator(self.plan.target, self.calibration, data,
+                                              lambda: self.ledger.artifacts.get(self.plan.baseline))
+        if self.emulation is not None and self.plan.target_evaluation and self.plan.target_evaluation.emulation:
+            self.requests.keep_outputs = True  # the target's outputs are compared with the host's
+            self.emulator = TargetEmulator(self.plan.target_evaluation.emulation, self.emulation.env,
+                                           self.emulation.core, self.requests, self.keys, self.cache,
+                                           self.emulation.runner, self.layout, data, self.progress)
+            self.cpu = cpu_model(self.plan.target, self.emulation.core, None)
+        self.ledger = Ledger(self.plan.gates, self.metric, m.prefer, self.plan.provenance, m.measure.batch_size,
+                             min_intervals, lambda artifact: model_identity(artifact, self.registry),
+                             m.measure.speedup_margin)
+
+    def _run(self, batch: list[Step]) -> None:
+        made, not_made = self.passes.run(batch, self._input_for)
+        for failure in not_made:
+            self.ledger.not_run(failure.step, failure.status, failure.error, failure.input_id, failure.detail)
+        self._measure(made)
+
+    def _input_for(self, step: Step):
+        if step.input == "@leader":
+            best = self.ledger.leader(step.framework)
+            return best.id, self.ledger.artifacts[best.id]
+        return step.input, self.ledger.artifacts.get(step.input)
+
+    def _measure(self, made: list[Made]) -> None:
+        fresh = []
+        for item in made:
+            key = item.step.id if item.step is not None else None
+            if key is not None:
+                same = self.ledger.add_artifact(key, item.artifact, identity_of=item.id)
+                if same is not None and not item.baseline:
+                    why = f"same model as {same}: identical files and runtime settings (not measured twice)"
+                    self.progress.step(item.id, "duplicate", why)
+                    self.ledger.not_run(item.step, "duplicate", why, item.input_id, same_as=same)
+                    continue
+            fresh.append(item)
+        items = [Item(m.id, m.artifact, m.baseline) for m in fresh]
+        accuracy = self.measurer.accuracy(items)
+        timeable = [i for i in items if accuracy[i.id].ok]
+        timed = self.measurer.time(timeable, self.ledger.speedup_inconclusive) if timeable else {}
+        emulated = {}
+        if self.emulator is not None:
+            emulated = self.emulator.run([i for i in timeable if timed[i.id].error is None])
+        for item in fresh:
+            record = self.ledger.measured(item.id, item.artifact, item.step, self._common(item, accuracy, timed),
+                                          accuracy[item.id], timed.get(item.id, Timed()),
+                                          self._target(item, emulated.get(item.id)))
+            self.progress.step(item.id, "done" if record.status == "ok" else record.status, _summary(record))
+
+    def _target(self, item: Made, emulated: Emulated | None):
+        """How a measured candidate's target figures are made, or None when the build has none for it."""
+        evaluation = self.plan.target_evaluation
+        if evaluation is None:
+            return None
+        runtime = self.registry.adapter(item.artifact.framework).runtime
+        if emulated is not None and emulated.error is not None:
+            self.progress.step(item.id, "emulation failed", emulated.error)
+            self.emulation_errors[item.id] = emulated.error
+            emulated = None
+        if emulated is None:  # a roofline on the target's peaks: latency only
+            figure = self.roofline.figure(item.artifact, runtime, self.metric.computed_by_runtime)
+            if figure is None:
+                return None
+            return lambda host: TargetFigures(device=evaluation.device, latency_ms=figure)
+        threads = runtime.threads_on(item.artifact, self.cpu.cores)
+        cache_dir = self.cache.root if self.cache.enabled else self.layout.root
+        estimate = cpu_estimate(emulated.counts, self.cpu, runtime.size_bytes(item.artifact), threads,
+                                cache_dir / "mca" / f"{self.cpu.core.llvm_mca_cpu}.json")
+        return lambda host: target_figures(self.plan.target.id, emulated, estimate, host)
+
+    def _common(self, item: Made, accuracy, timed) -> dict:
+        step, artifact = item.step, item.artifact
+        return dict(
+            id=item.id, framework=artifact.framework, precision=artifact.precision,
+            stage=step.stage if step else "source", pass_name=step.pass_name if step else None,
+            config=step.config if step else {}, input=item.input_id if step else None, provenance=self.plan.provenance,
+            model_path=artifact.path, model_files=[str(p) for p in artifact.all_paths()],
+            runtime_config=artifact.runtime_config, lineage=[e.model_dump(mode="json") for e in artifact.lineage],
+            pass_seconds=item.seconds,
+            cached={"pass": item.cached, "timing": bool(timed.get(item.id) and timed[item.id].cached),
+                    "accuracy": accuracy[item.id].cached},
+        )
+
+    def _notes(self, baseline: CandidateRecord) -> list[str]:
+        notes = []
+        if self.emulation_errors:
+            listed = "; ".join(f"{k}: {v[:160]}" for k, v in list(self.emulation_errors.items())[:3])
+            notes.append(f"{len(self.emulation_errors)} model(s) could not run under the target's emulation, so their "
+                         f"gates read host figures (each gate says which): {listed}")
+        series = baseline.metrics.timing.p50_per_round_ms if baseline.metrics and baseline.metrics.timing else []
+        if len(series) > 1 and max(series) > 1.15 * min(series):
+            notes.append(f"the baseline's median latency ranged {min(series):.3f}–{max(series):.3f} ms over its "
+                         f"{len(series)} rounds: this machine is noisy; every speedup is a ratio to the baseline "
+                         "timed in the same round")
+        if self.measurer.interfered_windows:
+            kept = "; the load persisted, so windows were kept and counted" if self.measurer.persistent_load else ""
+            notes.append(f"{self.measurer.interfered_windows} of {self.measurer.fresh_windows} timed windows ran while "
+                         f"other processes used the CPU{kept} (see each candidate's timing.discarded)")
+        return notes
+
+
+def _summary(record: CandidateRecord) -> str:
+    if record.status != "ok":
+        return record.error or record.status
+    m = record.metrics
+    text = (f"p50 {m.p50:.3f} ms, RSS {m.peak_rss_mb or 0:.0f} MB, size {m.size_mb or 0:.1f} MB, "
+            f"score {m.score:.4f}" if m.p50 is not None and m.score is not None else "measured")
+    verdicts = ", ".join(f"{k} {_fmt(v.value)} {_MARK[v.verdict]}" for k, v in record.gates.items())
+    return f"{text}; {verdicts}" if verdicts else text
+
+
+_MARK = {"pass": "✓", "fail": "✗", "inconclusive": "?"}
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

@@ -1,0 +1,69 @@
+"""The data a build feeds its workers, prepared once: evaluation, timing and calibration files (or, for
+language models, the evaluation text as it is), with digests of their contents for the cache keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeopt.artifact import ModelArtifact
+from edgeopt.build.layout import OutputLayout
+from edgeopt.datasets import load_dataset
+from edgeopt.errors import ManifestError
+from edgeopt.hashing import path_digest, value_digest
+from edgeopt.manifest import Manifest, resolve_path
+
+
+@dataclass(frozen=True)
+class BuildData:
+    eval: Path
+    timing: Path
+    calibration: Path
+    digests: dict
+    notes: tuple[str, ...]
+
+
+def prepare_data(manifest: Manifest, layout: OutputLayout) -> BuildData:
+    if manifest.model.task == "causal-lm":
+        return _text(manifest)
+    evaluation = load_dataset(manifest.evaluation.data, manifest, "evaluation.data")
+    notes = []
+    if manifest.calibration.data is not None:
+        calibration = load_dataset(manifest.calibration.data, manifest, "calibration.data")
+    else:
+        calibration = evaluation
+        notes.append("calibrated on the evaluation data (the manifest names no calibration data)")
+    calibration = calibration.head(manifest.calibration.samples)
+    batch = manifest.measure.batch_size
+    if len(evaluation) < batch:
+        raise ManifestError(manifest.name, "measure.batch_size",
+                            f"{batch} is more than the {len(evaluation)} evaluation samples")
+    timing = evaluation.head(batch)
+    return BuildData(
+        eval=evaluation.save(layout.data / "eval.npz"),
+        timing=timing.save(layout.data / "timing.npz"),
+        calibration=calibration.save(layout.data / "calibration.npz"),
+        digests={"eval": evaluation.digest(), "timing": timing.digest(), "calibration": calibration.digest()},
+        notes=tuple(notes),
+    )
+
+
+def _text(manifest: Manifest) -> BuildData:
+    """Language models read the evaluation text themselves, with their own tokenizer."""
+    text = resolve_path(manifest.evaluation.data.path)
+    if not text.is_file():
+        raise ManifestError(manifest.name, "evaluation.data.path", f"{text} is not a text file")
+    spec = manifest.llm.model_dump(mode="json")
+    digests = {"eval": value_digest([path_digest(text), spec]), "timing": value_digest(spec), "calibration": None}
+    return BuildData(eval=text, timing=text, calibration=text, digests=digests, notes=())
+
+
+def source_artifact(manifest: Manifest, framework: str) -> ModelArtifact | None:
+    """The manifest's model as an artifact, when it is one file a runtime loads as it is."""
+    if manifest.model.format not in ("onnx", "gguf"):
+        return None
+    path = resolve_path(manifest.model.path)
+    if not path.is_file():
+        raise ManifestError(manifest.name, "model.path", f"{path} is not a model file")
+    fmt = manifest.model.format
+    return ModelArtifact(path=str(path), format=fmt, framework=framework, precision="fp32" if fmt == "onnx" else "as-given")

@@ -1,0 +1,94 @@
+"""Every cache key of a build, in one place: what a pass output or a measurement depends on.
+
+A key hashes the input model's bytes (never its path), the pass and its config, the data's contents,
+the framework versions, the target and edgeopt's version; change any of them and the entry is missed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgeopt import __version__
+from edgeopt.artifact import ModelArtifact
+from edgeopt.build.data import BuildData
+from edgeopt.cache import artifact_digest, make_key
+from edgeopt.hashing import path_digest, value_digest
+from edgeopt.manifest import Manifest, resolve_path
+from edgeopt.measure.metrics import Metric
+from edgeopt.planner import Plan, Step
+from edgeopt.registry import Registry
+
+
+def model_identity(artifact: ModelArtifact, registry: Registry) -> str:
+    """Two artifacts with this digest are the same candidate: the same model (as its runtime judges
+    sameness), format, runtime and settings."""
+    runtime = registry.adapter(artifact.framework).runtime if registry.entry(artifact.framework) else None
+    content = runtime.model_digest(artifact) if runtime is not None else artifact_digest(artifact)
+    return value_digest([content, artifact.format, artifact.framework, artifact.runtime_config])
+
+
+class CacheKeys:
+    def __init__(self, manifest: Manifest, plan: Plan, registry: Registry, metric: Metric, data: BuildData,
+                 reference_outputs: Path):
+        self.manifest, self.plan, self.registry, self.metric = manifest, plan, registry, metric
+        self.data, self.reference_outputs = data, reference_outputs
+
+    def versions(self, *frameworks: str | None) -> dict:
+        found = {}
+        for name in frameworks:
+            if name:
+                status = self.registry.availability.get(name)
+                found[name] = status.version if status else None
+        return found
+
+    def model_key(self, artifact: ModelArtifact) -> dict:
+        return {"digest": artifact_digest(artifact), "meta": artifact.model_dump(mode="json", exclude={"path", "lineage"})}
+
+    def hooks(self) -> str | None:
+        # a decode or data hook beside the manifest changes what the metric means
+        scripts = sorted(Path(self.manifest.base_dir).glob("*.py"))
+        return value_digest([path_digest(p) for p in scripts]) if scripts else None
+
+    def _reference(self, baseline: bool) -> str | None:
+        # only metrics that compare with the baseline's outputs depend on them
+        if baseline or not self.metric.needs_reference or not self.reference_outputs.exists():
+            return None
+        return path_digest(self.reference_outputs)
+
+    def validation(self) -> dict:
+        return {"eval": self.data.digests["eval"], "metric": self.manifest.evaluation.metric.model_dump(mode="json"),
+                "reference": self._reference(False), "hooks": self.hooks()}
+
+    def pass_key(self, step: Step, artifact: ModelArtifact | None) -> str:
+        framework = step.pass_name.partition(".")[0]
+        return make_key(
+            "pass", edgeopt=__version__, pass_name=step.pass_name, config=step.config,
+            input=self.model_key(artifact) if artifact else None,
+            source=path_digest(resolve_path(self.manifest.model.path)) if step.input == "source" else None,
+            calibration=self.data.digests["calibration"] if step.needs_calibration else None,
+            validation=self.validation() if step.needs_validation else None,
+            versions=self.versions(framework, artifact.framework if artifact else None),
+            task=self.manifest.model.task, target=self.plan.target.id,
+        )
+
+    def accuracy_key(self, artifact: ModelArtifact, baseline: bool) -> str:
+        return make_key(
+            "accuracy", edgeopt=__version__, model=self.model_key(artifact), data=self.data.digests["eval"],
+            metric=self.manifest.evaluation.metric.model_dump(mode="json"), batch=self.manifest.evaluation.batch_size,
+            versions=self.versions(artifact.framework), reference=self._reference(baseline), baseline=baseline,
+            hooks=self.hooks(), threads=self.manifest.measure.threads,
+        )
+
+    def timing_key(self, artifact: ModelArtifact, paired_with: ModelArtifact | None) -> str:
+        """One model's timing windows; a candidate's are paired with the baseline's of the same rounds."""
+        return make_key(
+            "timing", edgeopt=__version__, model=self.model_key(artifact),
+            baseline=self.model_key(paired_with) if paired_with else None,
+            measure=self.manifest.measure.model_dump(mode="json", exclude={"timeout_s", "stall_s", "memory_limit_mb", "speedup_margin"}),
+            data=self.data.digests["timing"], versions=self.versions(artifact.framework),
+            target=value_digest(self.plan.target.model_dump(mode="json")),
+        )
+
+    def diagnosis_key(self, artifact: ModelArtifact, reference: ModelArtifact, samples: int) -> str:
+        return make_key("diagnosis", edgeopt=__version__, model=self.model_key(artifact), reference=self.model_key(reference),
+                        data=self.data.digests["eval"], versions=self.versions(artifact.framework), samples=samples)

@@ -1,0 +1,151 @@
+"""The build's book of record: artifacts made so far, candidate records, and the one gating step.
+
+A record is gated once, when the figures its verdicts read are final: accuracy and memory against the
+baseline's, and the speedup from the rounds its timing ran in beside the baseline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from edgeopt.artifact import ModelArtifact
+from edgeopt.build.figures import (TimingRefused, measurements, speedup, target_ratios, with_all_windows,
+                                   with_speedup)
+from edgeopt.build.measurer import Timed
+from edgeopt.candidates import CandidateRecord, Preference, leader, select
+from edgeopt.gates import GatePolicy, evaluate, ratio_metrics, verdict_of
+from edgeopt.measurements import Measurements, Ratios, TargetFigures
+from edgeopt.measure.metrics import Metric
+from edgeopt.planner import Step
+from edgeopt.protocol import AccuracyResult
+from edgeopt.runners import Outcome
+from edgeopt.search import pareto_frontier
+
+
+class Ledger:
+    def __init__(self, policy: GatePolicy, metric: Metric, prefer: Preference, provenance: str,
+                 batch_size: int, min_intervals: int | None, identity: Callable[[ModelArtifact], str],
+                 speedup_margin: float = 0.0):
+        self.policy, self.metric, self.prefer, self.provenance = policy, metric, prefer, provenance
+        self.batch_size, self.min_intervals = batch_size, min_intervals
+        self.artifacts: dict[str, ModelArtifact] = {}
+        self.records: list[CandidateRecord] = []
+        self.baseline: CandidateRecord | None = None
+        self._identities: dict[str, str] = {}
+        self._identity = identity
+        self.speedup_margin = speedup_margin
+
+    # -- artifacts --------------------------------------------------------------------------------------
+    def add_artifact(self, step_id: str, artifact: ModelArtifact, identity_of: str | None = None) -> str | None:
+        """Registers what a step made; returns the id of an earlier candidate (or "baseline") with the
+        same model and runtime settings, if there is one: that candidate is not measured twice."""
+        self.artifacts[step_id] = artifact
+        identity = self._identity(artifact)
+        earlier = self._identities.get(identity)
+        if earlier is None:
+            self._identities[identity] = identity_of or step_id
+        return earlier
+
+    @property
+    def produced(self) -> set[str]:
+        return set(self.artifacts)
+
+    # -- records ----------------------------------------------------------------------------------------
+    def measured(self, record_id: str, artifact: ModelArtifact, step: Step | None, common: dict,
+                 accuracy: Outcome, timed: Timed, target: Callable[[Measurements], TargetFigures | None] | None = None,
+                 ) -> CandidateRecord:
+        """A measured candidate (or the baseline), gated once on its final figures: the target's where the
+        build has them (each gate says which figure it read), the host's otherwise."""
+        if not accuracy.ok:
+            return self._failed(common, "accuracy", accuracy.detail or accuracy.error)
+        if timed.error is not None:
+            return self._failed(common, "timing", timed.error)
+        try:
+            figures = measurements(AccuracyResult.model_validate(accuracy.result), timed, self.batch_size,
+                                   self.min_intervals)
+        except TimingRefused as exc:
+            return self._failed(common, "timing", str(exc))
+        if target is not None:
+            figures = figures.model_copy(update={"target": target(figures)})
+        record = CandidateRecord(**common, status="ok", metrics=figures)
+        if record_id != "baseline" and self.baseline is not None and self.baseline.status == "ok":
+            ratios = with_speedup(ratio_metrics(figures, self.baseline.metrics, self.metric), timed, self.speedup_margin)
+            on_target = target_ratios(figures.target, self.baseline.metrics.target, self.metric)
+            decision, sources = decision_ratios(ratios, on_target, figures.target, self.provenance)
+            record = record.model_copy(update={"ratios": ratios, "target_ratios": on_target,
+                                               "gates": evaluate(decision, self.policy, sources)})
+        return self._keep(record)
+
+    def close_baseline(self, timed: Timed) -> None:
+        """The baseline's own latency is final once the last round ran: every window it was timed in."""
+        if self.baseline is not None and self.baseline.status == "ok":
+            self.baseline = self.baseline.model_copy(update={
+                "metrics": with_all_windows(self.baseline.metrics, timed, self.batch_size)})
+
+    def _failed(self, common: dict, which: str, message: str) -> CandidateRecord:
+        return self._keep(CandidateRecord(**common, status="failed", error=f"measurement ({which}): {_first(message)}",
+                                          error_detail=message))
+
+    def not_run(self, step: Step, status: str, error: str, input_id: str | None = None, detail: str | None = None,
+                same_as: str | None = None) -> CandidateRecord:
+        record = CandidateRecord(id=step.id if step.role != "baseline" else "baseline", framework=step.framework,
+                                 stage=step.stage, pass_name=step.pass_name, config=step.config,
+                                 input=input_id or step.input, status=status, error=error, error_detail=detail,
+                                 same_as=same_as, provenance=self.provenance)
+        return self._keep(record)
+
+    def _keep(self, record: CandidateRecord) -> CandidateRecord:
+        if record.id == "baseline":
+            self.baseline = record
+        else:
+            self.records.append(record)
+        return record
+
+    # -- decisions --------------------------------------------------------------------------------------
+    def speedup_inconclusive(self, timed: dict[str, Timed]) -> set[str]:
+        """Candidates whose speedup verdict the rounds so far leave open: they get more rounds. (The
+        between-builds margin is left out here: more rounds in a row cannot narrow it.)"""
+        if self.policy.speedup is None:
+            return set()
+        verdicts = {record_id: verdict_of(*speedup(result), self.policy.speedup) for record_id, result in timed.items()
+                    if result.error is None and speedup(result)[0] is not None}
+        return {record_id for record_id, verdict in verdicts.items() if verdict == "inconclusive"}
+
+    def leader(self, framework: str) -> CandidateRecord | None:
+        own = [r for r in self.records if r.framework == framework and r.id in self.artifacts]
+        return leader(own, self.prefer)
+
+    def first_passing(self) -> CandidateRecord | None:
+        return next((r for r in self.records if r.passed_all_gates), None)
+
+    def select(self) -> CandidateRecord | None:
+        return select(self.records, self.prefer)
+
+    def frontier(self) -> list[str]:
+        records = [r for r in (self.baseline, *self.records) if r is not None]
+        # a build for another device trades off the device's figures, where the candidates have them
+        on_target = sum(1 for r in records if r.metrics and r.metrics.target and r.metrics.target.latency_ms) > 1
+        return pareto_frontier(records, self.metric.higher_is_better, on_target)
+
+
+def decision_ratios(host: Ratios, target: Ratios | None, figures: TargetFigures | None, host_provenance: str,
+                    ) -> tuple[Ratios, dict[str, str]]:
+    """The ratios the gates read, and where each came from: the target's latency and accuracy figures where
+    the build has them, the host's otherwise (said so per gate, never silently). Memory is the host's."""
+    sources = {"accuracy_retained": host_provenance, "speedup": host_provenance, "memory_cut": host_provenance}
+    if target is None:
+        return host, sources
+    update = {}
+    if target.accuracy_retained is not None:
+        update["accuracy_retained"] = target.accuracy_retained
+        sources["accuracy_retained"] = figures.accuracy.provenance
+    if target.speedup is not None:
+        # an estimate has no sampling spread: its verdict is the value's, its error band is in the report
+        update.update(speedup=target.speedup, speedup_ci=None, speedup_unreliable=None)
+        sources["speedup"] = figures.latency_ms.provenance
+    return host.model_copy(update=update), sources
+
+
+def _first(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[0] if lines else "unknown error"

@@ -1,0 +1,228 @@
+"""Figures for the device a build targets, when it is not this host: each ONNX Runtime / OpenVINO candidate
+runs in the target's runtime build under aarch64 emulation, on a few evaluation samples (its outputs
+against the host's: simulated accuracy) and for a few single-thread inferences under an instruction
+counter (turned into an estimated latency by the target core's model)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeopt.artifact import ModelArtifact
+from edgeopt.build.data import BuildData
+from edgeopt.build.keys import CacheKeys
+from edgeopt.build.layout import OutputLayout
+from edgeopt.build.measurer import Item
+from edgeopt.build.requests import Requests
+from edgeopt.cache import BuildCache, make_key
+from edgeopt.catalog import Target
+from edgeopt.datafiles import load_arrays, save_arrays
+from edgeopt.estimate.cores import CoreProfile, main_cluster
+from edgeopt.estimate.counts import Counts, CountsMissing, plugin_arguments, read_counts
+from edgeopt.estimate.cpu import CpuModel
+from edgeopt.estimate.marks import FIRST_MARK
+from edgeopt.frameworks.base import GraphRuntime
+from edgeopt.hashing import path_digest
+from edgeopt.planner import Emulation
+from edgeopt.progress import BuildProgress
+from edgeopt.protocol import EmulateRequest, EmulateResult
+from edgeopt.runners import Job, Runner
+
+
+@dataclass(frozen=True)
+class EmulationSetup:
+    """What emulating the target needs from outside the build: the environment, the core, a runner whose
+    interpreter is the emulated one."""
+
+    env: object  # edgeopt.envs.Aarch64Env
+    core: CoreProfile
+    runner: Runner
+
+
+@dataclass(frozen=True)
+class Emulated:
+    """One candidate as the target's runtime build ran it, or why it could not."""
+
+    result: EmulateResult | None = None
+    counts: Counts | None = None
+    error: str | None = None
+    cached: bool = False
+
+
+def cpu_model(target: Target, core: CoreProfile, calibration) -> CpuModel:
+    cluster = main_cluster(target)
+    memory = target.memory
+    fitted = calibration.cpu_factors(core) if calibration is not None else None
+    return CpuModel(core=core, ghz=cluster.max_ghz or 1.0, cores=cluster.cores,
+                    bandwidth_gbps=memory.measured_bandwidth_gbps or memory.bandwidth_gbps,
+                    **(fitted or {}))
+
+
+class TargetEmulator:
+    def __init__(self, emulation: Emulation, env, core: CoreProfile, requests: Requests, keys: CacheKeys,
+                 cache: BuildCache, runner: Runner, layout: OutputLayout, data: BuildData, progress: BuildProgress):
+        self.emulation, self.env, self.core = emulation, env, core
+        self.requests, self.keys, self.cache, self.runner = requests, keys, cache, runner
+        self.layout, self.progress = layout, progress
+        self.env_key = env.status().key
+        arrays, labels = load_arrays(data.eval, limit=emulation.samples)
+        self.subset = save_arrays(layout.data / "eval-emulated.npz", arrays, labels)
+        self.subset_digest = f"{data.digests['eval']}:{emulation.samples}"
+        self.count = len(next(iter(arrays.values())))
+        self._reference: Path | None = None  # the baseline's emulated outputs
+
+    def applies(self, framework: str) -> bool:
+        return framework in self.emulation.frameworks
+
+    def run(self, items: list[Item]) -> dict[str, Emulated]:
+        """The baseline first: metrics that compare with the baseline read its emulated outputs."""
+        results: dict[str, Emulated] = {}
+        for group in ([i for i in items if i.baseline], [i for i in items if not i.baseline]):
+            results.update(self._group([i for i in group if self.applies(i.artifact.framework)]))
+        return results
+
+    def _group(self, items: list[Item]) -> dict[str, Emulated]:
+        results, jobs = {}, []
+        for item in items:
+            key = self._key(item)
+            folder = self.layout.work(item.id, "emulate")
+            files = {"outputs.npy": folder / "outputs.npy", "plugin.log": folder / "plugin.log"}
+            cached = self.cache.get_measurement(key, files_to=files)
+            if cached is not None:
+                results[item.id] = self._read(item, EmulateResult.model_validate(cached), folder, cached=True)
+                continue
+            self.progress.step(item.id, "emulating", f"as a {self.core.uarch} under qemu ({self.count} samples, "
+                                                     "instructions counted)")
+            jobs.append((item, key, folder, self._job(item, folder)))
+        outcomes = self.runner.run_all([job for *_, job in jobs]) if jobs else []
+        for (item, key, folder, _), outcome in zip(jobs, outcomes):
+            if not outcome.ok:
+                results[item.id] = Emulated(error=outcome.error)
+                continue
+            result = EmulateResult.model_validate(outcome.result)
+            emulated = self._read(item, result, folder)
+            if emulated.error is None:
+                self.cache.put_measurement(key, outcome.result, {"outputs.npy": folder / "outputs.npy",
+                                                                 "plugin.log": folder / "plugin.log"})
+            results[item.id] = emulated
+        return results
+
+    def _read(self, item: Item, result: EmulateResult, folder: Path, cached: bool = False) -> Emulated:
+        if result.machine != "aarch64":
+            return Emulated(error=f"the emulated worker ran as {result.machine}, not aarch64")
+        if item.baseline:
+            self._reference = folder / "outputs.npy"
+        try:
+            counts = read_counts(folder / "plugin.log", result.first_mark)
+        except CountsMissing as exc:
+            return Emulated(result=result, error=str(exc))
+        return Emulated(result=result, counts=counts, cached=cached)
+
+    def _job(self, item: Item, folder: Path) -> Job:
+        folder.mkdir(parents=True, exist_ok=True)
+        host = self.layout.outputs(item.id)
+        host_subset = folder / "host-outputs.npy"
+        np.save(host_subset, np.load(host)[: self.count])
+        host_reference = None
+        if self.requests.metric.needs_reference and not item.baseline:
+            host_reference = folder / "host-reference.npy"
+            np.save(host_reference, np.load(self.layout.reference_outputs)[: self.count])
+        request = EmulateRequest(
+            adapter=self.requests.registry.entry(item.artifact.framework).module, artifact=item.artifact,
+            eval_data=str(self.subset), eval_batch_size=self.requests.manifest.evaluation.batch_size,
+            metric=self.requests.metric_request,
+            reference_outputs=str(self._reference) if self._reference and self.requests.metric.needs_reference
+            and not item.baseline else None,
+            save_outputs=str(folder / "outputs.npy"), host_outputs=str(host_subset),
+            host_reference_outputs=str(host_reference) if host_reference else None,
+            timing_data=str(self.requests.data.timing), batch_size=self.requests.manifest.measure.batch_size,
+            counted_runs=3, import_paths=(self.requests.manifest.base_dir,))
+        qemu = plugin_arguments(self.env.plugin(), folder / "plugin.log", FIRST_MARK)
+        limits = self.requests.limits
+        # emulation runs ~100-300x slower than native: a hang is told apart by CPU progress, not wall time
+        limits = type(limits)(timeout_s=limits.timeout_s * 4, stall_s=limits.stall_s,
+                              memory_limit_mb=limits.memory_limit_mb)
+        return Job(request, str(folder), limits, environment=(("EDGEOPT_QEMU_ARGS", qemu),))
+
+    def _key(self, item: Item) -> str:
+        reference = None
+        if self.requests.metric.needs_reference and not item.baseline and self._reference is not None:
+            reference = path_digest(self._reference)
+        return make_key("emulate", model=self.keys.model_key(item.artifact), subset=self.subset_digest,
+                        env=self.env_key, core=self.core.model_dump(mode="json"), baseline=item.baseline,
+                        metric=self.requests.manifest.evaluation.metric.model_dump(mode="json"), reference=reference,
+                        host=path_digest(self.layout.outputs(item.id)), hooks=self.keys.hooks())
+
+
+RUNTIME_FAMILY = {"gguf": "llama.cpp"}  # the calibration's runtime names, where a framework's differs
+
+
+class RooflineEstimator:
+    """Latency on the target from its published peaks, for candidates without a core model or emulation:
+    language-model decode from the bytes each token reads, graph models node by node from their MACs and
+    bytes; times the efficiency fitted for the class on published points (its leave-one-out error is the
+    band)."""
+
+    def __init__(self, target: Target, calibration, data: BuildData, baseline_onnx: Callable[[], ModelArtifact | None]):
+        self.target, self.calibration = target, calibration
+        self.timing_shapes = {k: v.shape for k, v in load_arrays(data.timing)[0].items()}
+        self._baseline_onnx = baseline_onnx
+        self._costs: dict[str, object] = {}
+
+    def figure(self, artifact: ModelArtifact, runtime, llm: bool):
+        from edgeopt.estimate.roofline import NoPeak, decode_roofline, graph_roofline
+        from edgeopt.measurements import Figure
+
+        try:
+            if llm:
+                engine, precision = "llm-decode", artifact.precision
+                roofline = decode_roofline(self.target, runtime.size_bytes(artifact))
+                work = f"{runtime.size_bytes(artifact) / 1e9:.2f} GB of weights read per token"
+            else:
+                cost = self._cost(artifact)
+                if cost is None:
+                    return None
+                engine, precision = "cpu", artifact.precision
+                threads = runtime.threads_on(artifact, self.target.cores) if isinstance(runtime, GraphRuntime) else None
+                roofline = graph_roofline(self.target, engine, cost, threads)
+                work = (f"{cost.macs / 1e6:.1f} MMAC ({', '.join(f'{k} {v / 1e6:.1f}' for k, v in cost.macs_by_precision().items())}) "
+                        f"and {cost.bytes / 1e6:.1f} MB moved over {len(cost.nodes)} nodes, {threads} thread(s)")
+        except NoPeak:
+            return None  # the catalog has no peak for this engine here: no estimate, said in the report
+        family = RUNTIME_FAMILY.get(artifact.framework, artifact.framework)
+        fitted = self.calibration.efficiency(engine, family, precision) if self.calibration else None
+        efficiency = fitted.value if fitted else 0.25
+        value = roofline.ideal_ms / efficiency
+        band = (value * (1 - fitted.error), value * (1 + fitted.error)) if fitted and fitted.error is not None else None
+        basis = (f"efficiency {efficiency:.2f} fitted on {fitted.basis}, ±{fitted.error:.0%} leave-one-out"
+                 if fitted and fitted.error is not None else f"efficiency {efficiency:.2f} " +
+                 (f"from {fitted.basis}" if fitted else "assumed: no published point for this class (uncalibrated)"))
+        source = f"roofline on {self.target.id}'s published peaks: {work}; {basis}"
+        return Figure(value=value, unit="ms", provenance="estimated", source=source, interval=band)
+
+    def _cost(self, artifact: ModelArtifact):
+        """The graph's cost; an OpenVINO IR is costed by the ONNX model it was converted from."""
+        from edgeopt.estimate.graph import onnx_cost
+
+        onnx_artifact = artifact if artifact.format == "onnx" else self._baseline_onnx()
+        if onnx_artifact is None or onnx_artifact.format != "onnx":
+            return None
+        key = onnx_artifact.path
+        if key not in self._costs:
+            try:
+                self._costs[key] = onnx_cost(onnx_artifact.path, self.timing_shapes)
+            except Exception:  # noqa: BLE001 - a graph shape inference cannot follow: no roofline, said so
+                self._costs[key] = None
+        cost = self._costs[key]
+        if cost is None or artifact.format == "onnx":
+            return cost
+        group = "int8" if "int8" in artifact.precision and "weights" not in artifact.precision else None
+        if group is None:
+            return cost
+        from edgeopt.estimate.graph import GraphCost
+
+        return GraphCost(tuple(n.__class__(n.op, n.macs, n.elements, n.bytes, group if n.macs else n.precision)
+                               for n in cost.nodes))

@@ -1,0 +1,149 @@
+"""Fitting the estimators to published measurements (targets/calibration.yaml) and saying how good they are.
+
+A roofline says what a model would take at the engine's peak; real runtimes reach a fraction of it. That
+fraction (the efficiency) is fitted per class — engine × runtime × precision — as the geometric mean of
+ideal / published over the class's points, and judged leave-one-out: every point is predicted from the
+others of its class, never from itself. The median and worst |error| are what a build's estimate band is.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from edgeopt.catalog import Catalog
+from edgeopt.estimate.roofline import Engine, compute_roofline, decode_roofline, _group
+from edgeopt.resources import data_dir
+from edgeopt.validation import validate_model
+from edgeopt.yamlio import load_yaml
+
+
+class Point(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    target: str
+    engine: Engine
+    runtime: str
+    precision: str
+    model: str
+    latency_ms: float
+    gmacs: float | None = None
+    weights_gb: float | None = None
+    threads: int | None = None
+    npu_cores: int = 1
+    trust: str = "high"
+    source: str
+    quote: str
+    conversion: str | None = None
+    notes: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.engine, self.runtime, "any" if self.engine == "llm-decode" else _group(self.precision)
+
+
+class CalibrationFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    points: list[Point]
+
+
+@dataclass(frozen=True)
+class Row:
+    point: Point
+    ideal_ms: float
+    estimate_ms: float | None  # leave-one-out: from the other points of its class; None if it is alone
+    efficiency: float | None
+
+    @property
+    def error(self) -> float | None:
+        return None if self.estimate_ms is None else self.estimate_ms / self.point.latency_ms - 1
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    value: float
+    error: float | None  # median leave-one-out |error| of the class (the estimate's band)
+    points: int
+    basis: str
+
+
+class Calibration:
+    def __init__(self, points: list[Point], catalog: Catalog):
+        self.points, self.catalog = points, catalog
+
+    def ideal_ms(self, point: Point) -> float:
+        target = self.catalog.resolve(point.target)
+        if point.engine == "llm-decode":
+            return decode_roofline(target, point.weights_gb * 1e9).ideal_ms
+        return compute_roofline(target, point.engine, {point.precision: point.gmacs * 1e9}, threads=point.threads,
+                                npu_cores=point.npu_cores).ideal_ms
+
+    def _fit(self, points: list[Point]) -> float | None:
+        ratios = [self.ideal_ms(p) / p.latency_ms for p in points]
+        return math.exp(statistics.fmean(math.log(r) for r in ratios)) if ratios else None
+
+    @property
+    def fitted(self) -> list[Point]:
+        """Points the fits use: all but those the research marked low-trust (shown, never fitted)."""
+        return [p for p in self.points if p.trust != "low"]
+
+    def leave_one_out(self) -> list[Row]:
+        rows = []
+        for point in self.points:
+            others = [p for p in self.fitted if p.key == point.key and p.id != point.id]
+            efficiency = self._fit(others)
+            ideal = self.ideal_ms(point)
+            rows.append(Row(point, ideal, ideal / efficiency if efficiency else None, efficiency))
+        return rows
+
+    def efficiency(self, engine: str, runtime: str, precision: str) -> Efficiency | None:
+        """The fitted efficiency for a class, falling back to the engine's points of any runtime."""
+        key = (engine, runtime, "any" if engine == "llm-decode" else _group(precision))
+        rows = self.leave_one_out()
+        for basis, members in ((f"{engine}/{runtime}/{key[2]}", [p for p in self.fitted if p.key == key]),
+                               (f"{engine}, any runtime", [p for p in self.fitted if p.engine == engine])):
+            if members:
+                errors = [abs(r.error) for r in rows if r.point in members and r.error is not None]
+                return Efficiency(self._fit(members), statistics.median(errors) if errors else None, len(members),
+                                  f"{len(members)} published point(s) of {basis}")
+        return None
+
+    def summary(self) -> dict:
+        rows = [r for r in self.leave_one_out() if r.error is not None and r.point.trust != "low"]
+        errors = [abs(r.error) for r in rows]
+        ratios = [max(r.estimate_ms / r.point.latency_ms, r.point.latency_ms / r.estimate_ms) for r in rows]
+        return {"points": len(self.points), "predicted": len(errors),
+                "median_abs_error": statistics.median(errors) if errors else None,
+                "worst_abs_error": max(errors) if errors else None,
+                "worst_ratio": max(ratios) if ratios else None}
+
+
+def load_calibration(catalog: Catalog, path: Path | None = None) -> Calibration:
+    path = path or data_dir("targets") / "calibration" / "points.yaml"
+    return Calibration(validate_model(CalibrationFile, load_yaml(path), str(path)).points, catalog)
+
+
+def render(calibration: Calibration, target_id: str | None = None) -> str:
+    rows = [r for r in calibration.leave_one_out() if target_id is None or r.point.target == target_id]
+    lines = [f"{'point':34} {'class':28} {'published ms':>12} {'estimate ms':>11} {'error':>7}  source"]
+    for r in rows:
+        p = r.point
+        cls = "/".join(p.key)
+        estimate = f"{r.estimate_ms:11.2f}" if r.estimate_ms is not None else f"{'(alone)':>11}"
+        error = f"{r.error:+7.0%}" if r.error is not None else f"{'-':>7}"
+        trust = " (low trust: shown, not fitted)" if p.trust == "low" else ""
+        lines.append(f"{p.id:34} {cls:28} {p.latency_ms:12.2f} {estimate} {error}  {p.source[:70]}{trust}")
+    shown = [abs(r.error) for r in rows if r.error is not None and r.point.trust != "low"]
+    overall = calibration.summary()
+    if shown:
+        lines.append(f"\nthese {len(shown)} points: median |error| {statistics.median(shown):.0%}, worst {max(shown):.0%}")
+    lines.append(f"all {overall['predicted']} fitted points: median |error| {overall['median_abs_error']:.0%}, "
+                 f"worst {overall['worst_abs_error']:.0%} (leave-one-out: each point estimated from the others of "
+                 "its class; low-trust points are shown, not fitted or counted)")
+    return "\n".join(lines)
