@@ -17,11 +17,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-# Debian packages the tests use: Fashion-MNIST (an example's data) and Chromium (report.html is rendered in it)
+# Debian packages the tests use: Fashion-MNIST (an example's data), Chromium (report.html is rendered in it),
+# openssh-server and -client (--device is tested against an sshd the tests start on loopback)
 system-deps:
-	@if [ ! -d /usr/share/datasets/fashion-mnist ] || ! command -v chromium >/dev/null; then \
-		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist chromium) || \
-		echo "warning: could not install Debian's dataset-fashion-mnist and chromium (an example and the HTML test need them)"; fi
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] || ! command -v chromium >/dev/null || [ ! -x /usr/sbin/sshd ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			dataset-fashion-mnist chromium openssh-server openssh-client) || \
+		echo "warning: could not install Debian's dataset-fashion-mnist, chromium and openssh-server (tests need them)"; fi
 
 # What figures for ARM boards need on this machine: qemu-user (the dynamic build: it loads plugins), mmdebstrap
 # (the arm64 userland), glib headers and gcc (the instruction-counting TCG plugin), llvm-mca (core models).
@@ -53,7 +55,7 @@ llama-wheel: $(BIN)/python
 test: $(BIN)/python system-deps llama-wheel
 	$(PIP) install -q --find-links $(LLAMA_WHEELS) -e '.[onnx,hf,openvino,gguf,mlx,examples,examples-llm,ray,dev]'
 	$(MAKE) aarch64-env
-	EDGEOPT_REQUIRE_EMULATION=1 $(BIN)/python -m pytest
+	EDGEOPT_REQUIRE_EMULATION=1 EDGEOPT_REQUIRE_TOOLS=1 $(BIN)/python -m pytest
 
 # the quick loop: everything except the full example builds
 test-fast: $(BIN)/python

@@ -33,7 +33,7 @@ class PlanContext:
     plan: Plan
 
 
-def plan(manifest_path: str | Path, target: str | None = None) -> PlanContext:
+def plan(manifest_path: str | Path, target: str | None = None, device: str | None = None) -> PlanContext:
     """Load and validate the manifest, resolve the target, probe the frameworks, and plan. Runs nothing."""
     from edgeopt.catalog import load_catalog
     from edgeopt.estimate.cores import load_cores
@@ -48,8 +48,12 @@ def plan(manifest_path: str | Path, target: str | None = None) -> PlanContext:
     host = detect_host()
     resolved = load_catalog(host=host).resolve(target or manifest.target)
     registry = default_registry().probed()
+    if device:
+        from edgeopt.device import Device
+
+        device = Device.parse(device).display
     return PlanContext(manifest, host, registry, make_plan(manifest, resolved, load_recipes(), registry,
-                                                           load_gate_policies(), load_cores()))
+                                                           load_gate_policies(), load_cores(), device))
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class BuildOptions:
     no_cache: bool = False
     remeasure: bool = False
     package: bool = False
+    device: str | None = None  # ssh://user@host[:port][?python=…&key=…]: time on the board itself
     progress: BuildProgress | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     python: str = sys.executable
@@ -94,7 +99,7 @@ def build(manifest_path: str | Path, options: BuildOptions = BuildOptions()) -> 
 
     if options.jobs < 1:
         raise UsageError("--jobs must be at least 1")
-    context = plan(manifest_path, options.target)
+    context = plan(manifest_path, options.target, options.device)
     manifest, the_plan = context.manifest, context.plan
     out_dir = (options.out or Path(manifest.output.dir or Path(manifest.base_dir) / "out" / the_plan.target.id)).resolve()
     cache = BuildCache(None if options.no_cache else (options.cache_dir or default_cache_dir(options.environ)),
@@ -106,6 +111,10 @@ def build(manifest_path: str | Path, options: BuildOptions = BuildOptions()) -> 
     emulation = _emulation(the_plan, options, worker_env)  # before any work: a missing environment is exit 4
     runner = make_runner(options.executor, worker_env, options.python, options.jobs)
     timing_runner = runner if options.executor == "inprocess" else make_runner("local", worker_env, options.python)
+    if options.device:
+        from edgeopt.device import Device, DeviceRunner
+
+        timing_runner = DeviceRunner(Device.parse(options.device))
     try:
         result = Builder(the_plan, manifest, context.registry, out_dir, runner, timing_runner, progress, cache,
                          emulation, _calibration(the_plan)).run()

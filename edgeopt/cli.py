@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--remeasure", action="store_true", help="reuse cached models but measure every candidate again")
     build.add_argument("--cache-dir", type=Path, help="default: $EDGEOPT_CACHE_DIR or ~/.cache/edgeopt")
     build.add_argument("--package", action="store_true", help="also write the selected model's deployable archive")
+    build.add_argument("--device", metavar="ssh://USER@HOST[:PORT]",
+                       help="time every candidate on the board itself, with its own Python and runtime (options: "
+                       "?python=PATH&key=PATH&known_hosts=PATH); latency and peak RSS are then measured-device")
     _add_gate_options(build, with_ci_flag=True)
 
     gate = commands.add_parser("gate", help="gate an existing report.json: compact verdict, JUnit, Markdown")
@@ -65,11 +68,15 @@ def _parser() -> argparse.ArgumentParser:
     plan = commands.add_parser("plan", help="print the plan without running it")
     plan.add_argument("manifest", type=Path)
     plan.add_argument("--target")
+    plan.add_argument("--device", help="as for build: the plan says which figures the board will give")
     plan.add_argument("--json", action="store_true")
 
     targets = commands.add_parser("targets", help="list the device catalog, or show one device")
     targets.add_argument("target", nargs="?")
     targets.add_argument("--json", action="store_true")
+    targets.add_argument("--calibration", action="store_true",
+                         help="the published measurements the latency estimators are fitted on: each point, its "
+                         "leave-one-out estimate and the error (for one target, or all)")
 
     commands.add_parser("schema", help="print the manifest's JSON Schema")
 
@@ -125,7 +132,7 @@ def _cmd_plan(args, env: Environment) -> ExitStatus:
     from edgeopt import api
     from edgeopt.plan_text import render_plan
 
-    context = api.plan(args.manifest, args.target)
+    context = api.plan(args.manifest, args.target, args.device)
     if args.json:
         print(context.plan.model_dump_json(indent=2), file=env.stdout)
     else:
@@ -141,7 +148,7 @@ def _cmd_build(args, env: Environment) -> ExitStatus:
     progress = make_progress(env.stderr, quiet=args.quiet or args.json or args.ci)
     options = api.BuildOptions(target=args.target, out=args.out, executor=args.executor, jobs=args.jobs,
                                cache_dir=args.cache_dir, no_cache=args.no_cache, remeasure=args.remeasure,
-                               package=args.package, progress=progress, environ=env.environ)
+                               package=args.package, device=args.device, progress=progress, environ=env.environ)
     try:
         outcome = api.build(args.manifest, options)
     finally:
@@ -200,6 +207,12 @@ def _cmd_targets(args, env: Environment) -> ExitStatus:
     from edgeopt.hostinfo import detect_host
 
     catalog = load_catalog(host=detect_host())
+    if args.calibration:
+        from edgeopt.estimate.calibration import load_calibration, render
+
+        target_id = catalog.resolve(args.target).id if args.target else None
+        print(render(load_calibration(catalog), target_id), file=env.stdout)
+        return ExitStatus.OK
     if args.target:
         target = catalog.resolve(args.target)
         if args.json:

@@ -83,6 +83,7 @@ class Measurements(_Value):
     load_s: float | None = None
     threads: int | None = None
     execution_precision: str | None = Field(default=None, description="what the runtime reports computing in")
+    timed_on: str | None = Field(default=None, description="the machine architecture the timing process ran on")
     accuracy: dict | None = Field(default=None, description="`score` (what gates compare) and the metric's own figures")
     peak_rss_with_eval_mb: float | None = None
     llm: dict | None = Field(default=None, description="language models: ttft_ms, prompt and generation tokens/s")
@@ -90,6 +91,8 @@ class Measurements(_Value):
     timing: TimingStats | None = None
     target: TargetFigures | None = Field(default=None, description="figures for the target device, when it is not "
                                          "this host; each with its own provenance")
+    sources: dict[str, str] = Field(default_factory=dict, description="where each figure above came from: "
+                                    "measured-device (the target itself) or measured-host (the build machine)")
 
     @property
     def score(self) -> float | None:

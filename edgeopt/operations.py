@@ -133,8 +133,11 @@ class TimingSession:
                 self._feeds = timing_feeds(self._session, request.timing_data, request.batch_size)
                 threads, precision = self._session.threads, self._session.execution_precision
             size_mb = self.runtime.size_bytes(request.artifact) / 1e6
+        import platform
+
         self.info = SessionInfo(versions=versions, size_mb=size_mb, load_s=time.perf_counter() - started,
-                                threads=threads, runtime_import_rss_mb=import_rss, execution_precision=precision)
+                                threads=threads, runtime_import_rss_mb=import_rss, execution_precision=precision,
+                                machine=platform.machine())
 
     def window(self, window: WindowRequest) -> WindowResult:
         from edgeopt.measure.timing import time_generation_window, time_graph_window

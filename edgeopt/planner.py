@@ -66,6 +66,7 @@ class TargetEvaluation(_Frozen):
     device: str
     by_framework: dict[str, FigureSource]
     emulation: Emulation | None = None
+    device_timing: str | None = None  # ssh://… : latency and peak RSS are timed on the board itself
 
 
 class Plan(_Frozen):
@@ -100,6 +101,7 @@ def plan(
     registry: Registry,
     gate_policies: dict[str, GatePolicy],
     cores: dict | None = None,
+    device: str | None = None,
 ) -> Plan:
     task = manifest.model.task
     framework, reason, rejected, searched = _choose_frameworks(target, task, recipes, registry, manifest)
@@ -114,7 +116,7 @@ def plan(
     extras = tuple(registry.entry(name).install for name in adapters)
     missing = tuple(registry.entry(name).install for name in adapters if not registry.is_available(name))
     on_device = target.detected
-    evaluation = _target_evaluation(target, manifest, searched, baseline_framework, cores or {})
+    evaluation = _target_evaluation(target, manifest, searched, baseline_framework, cores or {}, device)
     notes = []
     if not on_device:
         notes.append(
@@ -148,10 +150,19 @@ def plan(
 
 
 def _target_evaluation(target: Target, manifest: Manifest, searched: list[str], baseline_framework: str,
-                       cores: dict) -> TargetEvaluation | None:
+                       cores: dict, device: str | None = None) -> TargetEvaluation | None:
     """Per framework: where the target's latency and accuracy figures come from."""
     if target.detected:
+        if device:
+            raise PlanError(f"--device {device} times on a board: name the board's target (not {target.id})")
         return None
+    if device:
+        from edgeopt.device import DEVICE_FRAMEWORKS
+
+        others = [f for f in dict.fromkeys([baseline_framework, *searched]) if f not in DEVICE_FRAMEWORKS]
+        if others:
+            raise PlanError(f"--device times {', '.join(DEVICE_FRAMEWORKS)} models on the board; this plan also has "
+                            f"{', '.join(others)} (narrow search.frameworks, or build without --device)")
     from edgeopt.estimate.cores import core_for
 
     core = core_for(target, cores) if target.arch == "aarch64" else None
@@ -176,7 +187,11 @@ def _target_evaluation(target: Target, manifest: Manifest, searched: list[str], 
                                                   "accuracy as measured on the host")
     emulation = Emulation(env="aarch64", core=core.uarch, qemu_cpu=core.qemu_cpu, samples=samples,
                           frameworks=emulated) if emulated else None
-    return TargetEvaluation(device=target.id, by_framework=by_framework, emulation=emulation)
+    if device:
+        by_framework = {name: source.model_copy(update={
+            "latency": "measured-device", "why": f"timed on the board over {device}; " + source.why.split("; ", 1)[-1]})
+            for name, source in by_framework.items()}
+    return TargetEvaluation(device=target.id, by_framework=by_framework, emulation=emulation, device_timing=device)
 
 
 def _choose_frameworks(target: Target, task: str, recipes: dict[str, Recipe], registry: Registry,

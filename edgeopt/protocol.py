@@ -167,6 +167,7 @@ class SessionInfo(_Message):
     threads: int | None = None
     runtime_import_rss_mb: float | None = None
     execution_precision: str | None = Field(default=None, description="the precision the runtime says it computes in")
+    machine: str | None = Field(default=None, description="platform.machine() of the process that times")
 
 
 class WindowResult(_Message):

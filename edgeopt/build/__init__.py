@@ -24,7 +24,7 @@ from edgeopt.estimate.cpu import estimate as cpu_estimate
 from edgeopt.cache import BuildCache
 from edgeopt.candidates import CandidateRecord
 from edgeopt.manifest import Manifest
-from edgeopt.measurements import TargetFigures
+from edgeopt.measurements import Figure, TargetFigures
 from edgeopt.measure.metrics import metric as metric_named
 from edgeopt.planner import Plan, Step, require_installed
 from edgeopt.progress import BuildProgress, NoProgress
@@ -119,9 +119,14 @@ class Builder:
                                            self.emulation.core, self.requests, self.keys, self.cache,
                                            self.emulation.runner, self.layout, data, self.progress)
             self.cpu = cpu_model(self.plan.target, self.emulation.core, None)
+        evaluation = self.plan.target_evaluation
+        timing = "measured-device" if self.plan.target.detected or (evaluation and evaluation.device_timing) \
+            else "measured-host"
+        sources = {"latency_ms": timing, "peak_rss_mb": timing, "accuracy": self.plan.provenance,
+                   "size_mb": self.plan.provenance}
         self.ledger = Ledger(self.plan.gates, self.metric, m.prefer, self.plan.provenance, m.measure.batch_size,
                              min_intervals, lambda artifact: model_identity(artifact, self.registry),
-                             m.measure.speedup_margin)
+                             m.measure.speedup_margin, sources)
 
     def _run(self, batch: list[Step]) -> None:
         made, not_made = self.passes.run(batch, self._input_for)
@@ -170,6 +175,8 @@ class Builder:
             self.progress.step(item.id, "emulation failed", emulated.error)
             self.emulation_errors[item.id] = emulated.error
             emulated = None
+        if evaluation.device_timing:  # timed on the board: its latency is the device's own figure
+            return lambda host: self._on_device(host, evaluation, emulated)
         if emulated is None:  # a roofline on the target's peaks: latency only
             figure = self.roofline.figure(item.artifact, runtime, self.metric.computed_by_runtime)
             if figure is None:
@@ -180,6 +187,17 @@ class Builder:
         estimate = cpu_estimate(emulated.counts, self.cpu, runtime.size_bytes(item.artifact), threads,
                                 cache_dir / "mca" / f"{self.cpu.core.llvm_mca_cpu}.json")
         return lambda host: target_figures(self.plan.target.id, emulated, estimate, host)
+
+    def _on_device(self, host, evaluation, emulated: Emulated | None) -> TargetFigures:
+        rounds = host.timing.rounds if host.timing else 0
+        latency = Figure(value=host.p50, unit="ms", provenance="measured-device",
+                         source=f"timed on the board over {evaluation.device_timing} ({host.timed_on or '?'}) in "
+                                f"{rounds} rounds") \
+            if host.p50 is not None else None
+        if emulated is None:
+            return TargetFigures(device=evaluation.device, latency_ms=latency)
+        simulated = target_figures(evaluation.device, emulated, None, host)
+        return simulated.model_copy(update={"latency_ms": latency})
 
     def _common(self, item: Made, accuracy, timed) -> dict:
         step, artifact = item.step, item.artifact

@@ -33,7 +33,8 @@ def measurements(accuracy: AccuracyResult, timed: Timed, batch_size: int, min_in
         peak_rss_mb=max(peaks) if peaks else None, runtime_import_rss_mb=info.runtime_import_rss_mb if info else None,
         size_mb=info.size_mb if info and info.size_mb is not None else accuracy.size_mb,
         load_s=info.load_s if info else None, threads=_threads(info, llm, accuracy),
-        execution_precision=info.execution_precision if info else None, accuracy=accuracy_figures,
+        execution_precision=info.execution_precision if info else None, timed_on=info.machine if info else None,
+        accuracy=accuracy_figures,
         peak_rss_with_eval_mb=accuracy.peak_rss_with_eval_mb, llm=llm,
         versions={**accuracy.versions, **(info.versions if info else {})}, timing=stats)
 

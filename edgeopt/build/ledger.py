@@ -25,7 +25,7 @@ from edgeopt.search import pareto_frontier
 class Ledger:
     def __init__(self, policy: GatePolicy, metric: Metric, prefer: Preference, provenance: str,
                  batch_size: int, min_intervals: int | None, identity: Callable[[ModelArtifact], str],
-                 speedup_margin: float = 0.0):
+                 speedup_margin: float = 0.0, sources: dict[str, str] | None = None):
         self.policy, self.metric, self.prefer, self.provenance = policy, metric, prefer, provenance
         self.batch_size, self.min_intervals = batch_size, min_intervals
         self.artifacts: dict[str, ModelArtifact] = {}
@@ -34,6 +34,9 @@ class Ledger:
         self._identities: dict[str, str] = {}
         self._identity = identity
         self.speedup_margin = speedup_margin
+        # where the timing figures come from: the build machine, or the board (--device, or the host target)
+        self.sources = sources or {"latency_ms": provenance, "peak_rss_mb": provenance, "accuracy": provenance,
+                                   "size_mb": provenance}
 
     # -- artifacts --------------------------------------------------------------------------------------
     def add_artifact(self, step_id: str, artifact: ModelArtifact, identity_of: str | None = None) -> str | None:
@@ -65,13 +68,14 @@ class Ledger:
                                    self.min_intervals)
         except TimingRefused as exc:
             return self._failed(common, "timing", str(exc))
+        figures = figures.model_copy(update={"sources": dict(self.sources)})
         if target is not None:
             figures = figures.model_copy(update={"target": target(figures)})
         record = CandidateRecord(**common, status="ok", metrics=figures)
         if record_id != "baseline" and self.baseline is not None and self.baseline.status == "ok":
             ratios = with_speedup(ratio_metrics(figures, self.baseline.metrics, self.metric), timed, self.speedup_margin)
             on_target = target_ratios(figures.target, self.baseline.metrics.target, self.metric)
-            decision, sources = decision_ratios(ratios, on_target, figures.target, self.provenance)
+            decision, sources = decision_ratios(ratios, on_target, figures.target, self.sources)
             record = record.model_copy(update={"ratios": ratios, "target_ratios": on_target,
                                                "gates": evaluate(decision, self.policy, sources)})
         return self._keep(record)
@@ -128,21 +132,24 @@ class Ledger:
         return pareto_frontier(records, self.metric.higher_is_better, on_target)
 
 
-def decision_ratios(host: Ratios, target: Ratios | None, figures: TargetFigures | None, host_provenance: str,
+def decision_ratios(host: Ratios, target: Ratios | None, figures: TargetFigures | None, measured: dict[str, str],
                     ) -> tuple[Ratios, dict[str, str]]:
     """The ratios the gates read, and where each came from: the target's latency and accuracy figures where
-    the build has them, the host's otherwise (said so per gate, never silently). Memory is the host's."""
-    sources = {"accuracy_retained": host_provenance, "speedup": host_provenance, "memory_cut": host_provenance}
+    the build has them, the measured ones otherwise (said so per gate, never silently). Memory is measured
+    where the timing ran: the host, or the board with --device."""
+    sources = {"accuracy_retained": measured["accuracy"], "speedup": measured["latency_ms"],
+               "memory_cut": measured["peak_rss_mb"]}
     if target is None:
         return host, sources
     update = {}
     if target.accuracy_retained is not None:
         update["accuracy_retained"] = target.accuracy_retained
         sources["accuracy_retained"] = figures.accuracy.provenance
-    if target.speedup is not None:
+    if target.speedup is not None and figures.latency_ms.provenance != "measured-device":
         # an estimate has no sampling spread: its verdict is the value's, its error band is in the report
         update.update(speedup=target.speedup, speedup_ci=None, speedup_unreliable=None)
         sources["speedup"] = figures.latency_ms.provenance
+    # timed on the board itself: the rounds' own speedup and interval are the device's
     return host.model_copy(update=update), sources
 
 
