@@ -64,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
 
     verify = commands.add_parser("verify", help="check an archive's checksums and run its model on one input")
     verify.add_argument("archive", type=Path)
+    verify.add_argument("--arch", choices=["host", "aarch64"], default="host",
+                        help="aarch64: run the example with the runtime's ARM build under emulation, as the package's "
+                        "target core (needs `edgeopt env create aarch64`)")
 
     plan = commands.add_parser("plan", help="print the plan without running it")
     plan.add_argument("manifest", type=Path)
@@ -195,9 +198,12 @@ def _cmd_package(args, env: Environment) -> ExitStatus:
 
 
 def _cmd_verify(args, env: Environment) -> ExitStatus:
-    from edgeopt.package import verify_package
+    from edgeopt.package import emulated_python, verify_package
 
-    for line in verify_package(args.archive):
+    python = emulated_python(args.archive, env.environ) if args.arch == "aarch64" else sys.executable
+    if args.arch == "aarch64":
+        print(f"runtime: the runtime's aarch64 build under qemu-user ({Path(python).name})", file=env.stdout)
+    for line in verify_package(args.archive, python=python):
         print(line, file=env.stdout)
     return ExitStatus.OK
 

@@ -38,6 +38,10 @@ CORE_PACKAGES = ("numpy", "pydantic", "pydantic-core", "pyyaml")
 RUNTIME_PACKAGES = ("onnxruntime", "openvino")
 ROOTFS_PACKAGES = "python3,libpython3.11-stdlib,libstdc++6,libgomp1"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
+# what the guest takes from the arm64 userland; everything else (/tmp, /home, /work, /dev, …) it finds on the
+# host: qemu -L looks a path up in the prefix first, from a snapshot taken when it starts, so a prefix /tmp
+# would hide the files a build writes there afterwards
+PREFIX_FOLDERS = ("usr", "lib", "lib64", "bin", "sbin", "etc")
 
 
 class EnvCreateFailed(EdgeoptError):
@@ -142,17 +146,17 @@ class Aarch64Env:
         prefix = self.path / "prefix" / core.uarch
         cpuinfo = prefix / "proc" / "cpuinfo"
         text = core.cpuinfo(cores=2)
-        if cpuinfo.exists() and cpuinfo.read_text() == text:
-            return prefix
         rootfs = self.path / "rootfs"
         (prefix / "proc").mkdir(parents=True, exist_ok=True)
-        for entry in rootfs.iterdir():
-            if entry.name == "proc":
-                continue
-            link = prefix / entry.name
-            if not link.is_symlink():
+        for name in PREFIX_FOLDERS:
+            entry, link = rootfs / name, prefix / name
+            if (entry.exists() or entry.is_symlink()) and not link.is_symlink():
                 link.symlink_to(entry)
-        cpuinfo.write_text(text)
+        for stale in prefix.iterdir():  # folders a guest must see as the host's (/tmp, /home, …) stay out
+            if stale.is_symlink() and stale.name not in PREFIX_FOLDERS:
+                stale.unlink()
+        if not cpuinfo.exists() or cpuinfo.read_text() != text:
+            cpuinfo.write_text(text)
         return prefix
 
     # -- making it --------------------------------------------------------------------------------------

@@ -109,6 +109,26 @@ def write_package(report: Report, build_dir: Path, registry: Registry, candidate
     return archive
 
 
+def emulated_python(archive: Path, environ) -> str:
+    """The aarch64 Python of the emulation environment, as the core of the package's target (an A76 when
+    the target names no modelled core)."""
+    from edgeopt.catalog import load_catalog
+    from edgeopt.envs import AARCH64, environment
+    from edgeopt.errors import UnknownTarget
+    from edgeopt.estimate.cores import core_for, load_cores
+
+    cores = load_cores()
+    core = cores["cortex-a76"]
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            descriptor = json.load(tar.extractfile(ARTIFACT_JSON))
+        found = core_for(load_catalog().resolve(descriptor["target"]["id"]), cores)
+        core = found or core
+    except (tarfile.TarError, KeyError, TypeError, ValueError, UnknownTarget, AttributeError):
+        pass  # verify itself says what is wrong with the archive
+    return environment(AARCH64, environ).python(core)
+
+
 def verify_package(archive: Path, python: str = sys.executable, timeout_s: float = 300) -> list[str]:
     """Checksums, no path escaping the archive, no links; then the bundled example runs one input."""
     archive = Path(archive)

@@ -120,3 +120,15 @@ def test_a_build_for_an_arm_board_decides_on_the_boards_figures(cli, mlp_project
     one = [c for c in measured if c["id"].startswith("tuned-iot1")]
     assert four and one and four[0]["metrics"]["target"]["latency_ms"]["value"] < one[0]["metrics"]["target"]["latency_ms"]["value"]
     assert "each gate says which figure it read" in report["provenance"]["statement"]
+
+
+def test_a_package_verifies_on_the_arm_runtime_build(cli, mlp_project, tmp_path, aarch64_env):
+    lenient = {"accuracy_retained": 0.5, "speedup": 0.01, "memory_cut": -10.0}
+    manifest = mlp_project(gates=lenient, search={"frameworks": ["onnxruntime"], "max_candidates": 2},
+                           measure={"emulated_samples": 4, "rounds": 2})
+    built = cli("build", str(manifest), "--target", "rk3566", "--out", str(tmp_path / "out"), "--quiet", "--package")
+    assert built.status == ExitStatus.OK, built.stderr
+    archive = next((tmp_path / "out" / "package").glob("*.tar.gz"))
+    verified = cli("verify", str(archive), "--arch", "aarch64")
+    assert verified.status == ExitStatus.OK, verified.stderr
+    assert "python-cortex-a55" in verified.stdout and "logits: shape [1, 10]" in verified.stdout
