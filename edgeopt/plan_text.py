@@ -52,7 +52,8 @@ def render_plan(plan: Plan, registry: Registry) -> str:
         "",
         f"gates ({g.name}): accuracy retained ≥ {g.accuracy_retained}, speedup ≥ {g.speedup}, "
         f"memory cut ≥ {g.memory_cut} (basis: {g.memory_basis})",
-        f"figures will be: {plan.provenance}",
+        f"figures will be: {plan.provenance}" + (" (host), and for the target:" if plan.target_evaluation else ""),
+        *_target_lines(plan),
         *[f"  note: {n}" for n in plan.notes],
         "",
         "extras needed: " + ", ".join(plan.extras),
@@ -62,6 +63,21 @@ def render_plan(plan: Plan, registry: Registry) -> str:
         state = f"installed ({status.version})" if status and status.available else f"MISSING: {registry.entry(name).install}"
         lines.append(f"  {name}: {state}")
     return "\n".join(lines)
+
+
+def _target_lines(plan: Plan) -> list[str]:
+    evaluation = plan.target_evaluation
+    if evaluation is None:
+        return []
+    lines = [f"  {name}: latency {source.latency}, accuracy {source.accuracy} — {source.why}"
+             for name, source in evaluation.by_framework.items()]
+    if evaluation.emulation:
+        e = evaluation.emulation
+        lines.append(f"  runs in: the {e.env} emulation environment as a {e.core} (qemu -cpu {e.qemu_cpu}), "
+                     f"{e.samples} samples per candidate (`edgeopt env create {e.env}` makes it)")
+    if evaluation.device_timing:
+        lines.append(f"  timed on: {evaluation.device_timing}")
+    return lines
 
 
 def render_target(t: Target) -> str:
