@@ -33,8 +33,10 @@ class PlanContext:
     plan: Plan
 
 
-def plan(manifest_path: str | Path, target: str | None = None, device: str | None = None) -> PlanContext:
-    """Load and validate the manifest, resolve the target, probe the frameworks, and plan. Runs nothing."""
+def plan(manifest_path: str | Path, target: str | None = None, device: str | None = None, no_hooks: bool = False,
+         environ: Mapping[str, str] | None = None) -> PlanContext:
+    """Load and validate the manifest, resolve the target, probe the frameworks, and plan. Runs nothing
+    (with no_hooks or EDGEOPT_NO_HOOKS=1, a manifest that names Python code to run is refused first)."""
     from edgeopt.catalog import load_catalog
     from edgeopt.estimate.cores import load_cores
     from edgeopt.gates import load_gate_policies
@@ -43,10 +45,14 @@ def plan(manifest_path: str | Path, target: str | None = None, device: str | Non
     from edgeopt.planner import plan as make_plan
     from edgeopt.recipes import load_recipes
     from edgeopt.registry import default_registry
+    from edgeopt.trust import hooks_forbidden, refuse_hooks
 
     manifest = load_manifest(Path(manifest_path))
+    if hooks_forbidden(environ if environ is not None else os.environ, no_hooks):
+        refuse_hooks(manifest, str(manifest_path))
     host = detect_host()
     resolved = load_catalog(host=host).resolve(target or manifest.target)
+    _check_model_path(manifest, str(manifest_path))
     registry = default_registry().probed()
     if device:
         from edgeopt.device import Device
@@ -54,6 +60,16 @@ def plan(manifest_path: str | Path, target: str | None = None, device: str | Non
         device = Device.parse(device).display
     return PlanContext(manifest, host, registry, make_plan(manifest, resolved, load_recipes(), registry,
                                                            load_gate_policies(), load_cores(), device))
+
+
+def _check_model_path(manifest: Manifest, file: str) -> None:
+    """A model that is not there is said at plan time, before any data is prepared."""
+    from edgeopt.errors import ManifestError
+    from edgeopt.manifest import resolve_path
+
+    path = resolve_path(manifest.model.path)
+    if not path.exists():
+        raise ManifestError(file, "model.path", f"{path} does not exist")
 
 
 @dataclass(frozen=True)
@@ -66,6 +82,7 @@ class BuildOptions:
     no_cache: bool = False
     remeasure: bool = False
     package: bool = False
+    no_hooks: bool = False  # refuse manifests that name Python code to run (also EDGEOPT_NO_HOOKS=1)
     device: str | None = None  # ssh://user@host[:port][?python=…&key=…]: time on the board itself
     progress: BuildProgress | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
@@ -89,7 +106,7 @@ def build(manifest_path: str | Path, options: BuildOptions = BuildOptions()) -> 
     """Plan, search, measure, gate and select; write report.json, report.html and, when asked and a
     candidate passed every gate, the package of the selected model."""
     from edgeopt.build import Builder
-    from edgeopt.cache import BuildCache, default_cache_dir
+    from edgeopt.cache import BuildCache, cache_max_bytes, default_cache_dir
     from edgeopt.package import deployment_notes, write_package
     from edgeopt.progress import NoProgress
     from edgeopt.report import build_report, write_report
@@ -99,11 +116,11 @@ def build(manifest_path: str | Path, options: BuildOptions = BuildOptions()) -> 
 
     if options.jobs < 1:
         raise UsageError("--jobs must be at least 1")
-    context = plan(manifest_path, options.target, options.device)
+    context = plan(manifest_path, options.target, options.device, options.no_hooks, options.environ)
     manifest, the_plan = context.manifest, context.plan
     out_dir = (options.out or Path(manifest.output.dir or Path(manifest.base_dir) / "out" / the_plan.target.id)).resolve()
     cache = BuildCache(None if options.no_cache else (options.cache_dir or default_cache_dir(options.environ)),
-                       read_measurements=not options.remeasure)
+                       read_measurements=not options.remeasure, max_bytes=cache_max_bytes(options.environ))
     worker_env = offline_env(options.environ)
     progress = options.progress or NoProgress()
     progress.message(f"edgeopt: building {manifest.name} for {the_plan.target.id} with "

@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--remeasure", action="store_true", help="reuse cached models but measure every candidate again")
     build.add_argument("--cache-dir", type=Path, help="default: $EDGEOPT_CACHE_DIR or ~/.cache/edgeopt")
     build.add_argument("--package", action="store_true", help="also write the selected model's deployable archive")
+    build.add_argument("--no-hooks", action="store_true",
+                       help="refuse a manifest that names Python code to run (data hooks, decode); also "
+                       "EDGEOPT_NO_HOOKS=1: for CI jobs that build untrusted pull requests")
     build.add_argument("--device", metavar="ssh://USER@HOST[:PORT]",
                        help="time every candidate on the board itself, with its own Python and runtime (options: "
                        "?python=PATH&key=PATH&known_hosts=PATH); latency and peak RSS are then measured-device")
@@ -72,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("manifest", type=Path)
     plan.add_argument("--target")
     plan.add_argument("--device", help="as for build: the plan says which figures the board will give")
+    plan.add_argument("--no-hooks", action="store_true", help="as for build")
     plan.add_argument("--json", action="store_true")
 
     targets = commands.add_parser("targets", help="list the device catalog, or show one device")
@@ -89,6 +93,14 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("name")
     create.add_argument("--force", action="store_true", help="make it again even if it is there")
     env_commands.add_parser("list", help="the environments and their state")
+    cache = commands.add_parser("cache", help="the build cache: its size, least-recently-used eviction, removal")
+    cache.add_argument("--cache-dir", type=Path, help="default: $EDGEOPT_CACHE_DIR or ~/.cache/edgeopt")
+    cache_commands = cache.add_subparsers(dest="cache_command", parser_class=_Parser, required=True)
+    cache_commands.add_parser("info", help="entries and bytes, in all and per kind").add_argument(
+        "--json", action="store_true")
+    cache_commands.add_parser("prune", help="evict least recently used entries down to a size").add_argument(
+        "--max-size", required=True, help="e.g. 5G, 500M, 1.5GiB")
+    cache_commands.add_parser("clear", help="remove every entry")
     remove = env_commands.add_parser("remove", help="delete an environment")
     remove.add_argument("name")
     return parser
@@ -135,7 +147,7 @@ def _cmd_plan(args, env: Environment) -> ExitStatus:
     from edgeopt import api
     from edgeopt.plan_text import render_plan
 
-    context = api.plan(args.manifest, args.target, args.device)
+    context = api.plan(args.manifest, args.target, args.device, no_hooks=args.no_hooks, environ=env.environ)
     if args.json:
         print(context.plan.model_dump_json(indent=2), file=env.stdout)
     else:
@@ -151,7 +163,8 @@ def _cmd_build(args, env: Environment) -> ExitStatus:
     progress = make_progress(env.stderr, quiet=args.quiet or args.json or args.ci)
     options = api.BuildOptions(target=args.target, out=args.out, executor=args.executor, jobs=args.jobs,
                                cache_dir=args.cache_dir, no_cache=args.no_cache, remeasure=args.remeasure,
-                               package=args.package, device=args.device, progress=progress, environ=env.environ)
+                               package=args.package, device=args.device, no_hooks=args.no_hooks, progress=progress,
+                               environ=env.environ)
     try:
         outcome = api.build(args.manifest, options)
     finally:
@@ -262,5 +275,31 @@ def _cmd_env(args, env: Environment) -> ExitStatus:
     return ExitStatus.OK
 
 
+def _cmd_cache(args, env: Environment) -> ExitStatus:
+    from edgeopt.cache import cache_info, clear, default_cache_dir, format_size, parse_size, prune
+
+    root = args.cache_dir or default_cache_dir(env.environ)
+    if args.cache_command == "info":
+        info = cache_info(root)
+        if args.json:
+            print(json.dumps(info, indent=2), file=env.stdout)
+            return ExitStatus.OK
+        print(f"{info['dir']}: {info['entries']} entries, {format_size(info['bytes'])}", file=env.stdout)
+        for kind, figures in info["by_kind"].items():
+            print(f"  {kind}: {figures['entries']} entries, {format_size(figures['bytes'])}", file=env.stdout)
+        if info["leftovers"]:
+            print(f"  {info['leftovers']} leftover(s) of interrupted writes (`edgeopt cache prune` removes them)",
+                  file=env.stdout)
+    elif args.cache_command == "prune":
+        done = prune(root, parse_size(args.max_size))
+        print(f"{done['dir']}: removed {done['removed']} entries ({format_size(done['freed_bytes'])}); "
+              f"{done['entries']} left, {format_size(done['bytes'])}", file=env.stdout)
+    else:
+        done = clear(root)
+        print(f"{done['dir']}: removed {done['removed']} entries ({format_size(done['freed_bytes'])})", file=env.stdout)
+    return ExitStatus.OK
+
+
 _COMMANDS = {"build": _cmd_build, "plan": _cmd_plan, "targets": _cmd_targets, "schema": _cmd_schema,
-             "gate": _cmd_gate, "package": _cmd_package, "verify": _cmd_verify, "env": _cmd_env}
+             "gate": _cmd_gate, "package": _cmd_package, "verify": _cmd_verify, "env": _cmd_env,
+             "cache": _cmd_cache}

@@ -43,6 +43,15 @@ def shorten(text: str, limit: int = MAX_QUOTE) -> str:
     return f"{text[:limit]}… ({len(text) - limit:,} more characters)"
 
 
+def printable(text: str) -> str:
+    """Control characters escaped (`\\n`, `\\x1b`): a key in a manifest must not move the cursor or recolor
+    the terminal it is reported on."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 _REPR = reprlib.Repr()
 _REPR.maxstring = _REPR.maxother = MAX_QUOTE
 _REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = _REPR.maxfrozenset = 8
@@ -67,10 +76,10 @@ class Problem:
     choices: tuple[str, ...] = ()
 
     def render(self) -> str:
-        key = shorten(self.key, MAX_KEY)
-        text = f"{key}: {shorten(self.problem, MAX_PROBLEM)}" if key else shorten(self.problem, MAX_PROBLEM)
+        key, problem = printable(shorten(self.key, MAX_KEY)), printable(shorten(self.problem, MAX_PROBLEM))
+        text = f"{key}: {problem}" if key else problem
         if self.choices and "did you mean" not in self.problem:
-            shown = ", ".join(shorten(c, 60) for c in self.choices[:MAX_CHOICES])
+            shown = ", ".join(printable(shorten(c, 60)) for c in self.choices[:MAX_CHOICES])
             text += f" (did you mean: {shown}?)"
         return text
 
@@ -82,19 +91,20 @@ class ManifestError(UsageError):
     Several are rendered one per line under the file's name."""
 
     def __init__(self, file: str, key: str = "", problem: str = "", choices: Iterable[str] = (), *,
-                 problems: Iterable[Problem] = ()):
+                 problems: Iterable[Problem] = (), summary: str = "", count: int | None = None):
         listed = list(problems) or [Problem(key, problem, tuple(choices))]
         first = listed[0]
         self.file, self.key, self.problem, self.choices = file, first.key, first.problem, list(first.choices)
         self.problems = listed
-        file = shorten(file, 300)
-        if len(listed) == 1:
+        count = max(count or 0, len(listed))  # `count`: how many there were, when only some are listed
+        file = printable(shorten(file, 300))
+        if count == 1 and not summary:
             message = f"{file}: {first.render()}"
         else:
             lines = [f"  {p.render()}" for p in listed[:MAX_PROBLEMS_SHOWN]]
-            if len(listed) > MAX_PROBLEMS_SHOWN:
-                lines.append(f"  … and {len(listed) - MAX_PROBLEMS_SHOWN} more")
-            message = "\n".join([f"{file}: {len(listed)} problems:", *lines])
+            if count > len(lines):
+                lines.append(f"  … and {count - len(lines):,} more")
+            message = "\n".join([f"{file}: {summary or f'{count:,} problems'}:", *lines])
         super().__init__(message)
 
 

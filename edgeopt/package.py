@@ -147,8 +147,13 @@ def verify_package(archive: Path, python: str = sys.executable, timeout_s: float
             raise PackageError(f"{archive}: no {ARTIFACT_JSON}: not an edgeopt package")
         tar.extractall(scratch, filter="data")
         root = Path(scratch)
-        descriptor = json.loads((root / ARTIFACT_JSON).read_text())
-        listed = descriptor.get("files", {})
+        try:
+            descriptor = json.loads((root / ARTIFACT_JSON).read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise PackageError(f"{archive}: {ARTIFACT_JSON} is not JSON text ({type(exc).__name__})") from None
+        listed = descriptor.get("files") if isinstance(descriptor, dict) else None
+        if not isinstance(listed, dict) or not all(isinstance(v, str) for v in listed.values()):
+            raise PackageError(f"{archive}: {ARTIFACT_JSON} is not an edgeopt descriptor (no `files` with checksums)")
         for name, digest in listed.items():
             _check_member_name(name)
             path = root / name
@@ -160,6 +165,7 @@ def verify_package(archive: Path, python: str = sys.executable, timeout_s: float
         if unlisted:
             raise PackageError(f"{archive}: files not listed in {ARTIFACT_JSON}: {', '.join(unlisted)}")
         lines = [f"checksums: {len(listed)} files match"]
+        _check_model(archive, root, descriptor)
         try:
             run = subprocess.run([python, EXAMPLE, "--check"], cwd=root, capture_output=True, text=True,
                                  timeout=timeout_s, env={**os.environ, "ORT_DISABLE_TELEMETRY": "1"})
@@ -170,6 +176,24 @@ def verify_package(archive: Path, python: str = sys.executable, timeout_s: float
             raise PackageError(f"{archive}: the model did not run: {last}")
         lines += [f"example: {line}" for line in run.stdout.strip().splitlines()]
         return [*lines, f"verified: {archive}"]
+
+
+def _check_model(archive: Path, root: Path, descriptor: dict) -> None:
+    """The model file itself, before anything loads it: a corrupt or hostile model is refused here."""
+    from edgeopt.errors import ModelRejected
+    from edgeopt.model_checks import check_gguf, check_onnx, check_openvino_ir
+
+    model = descriptor.get("model") if isinstance(descriptor.get("model"), dict) else {}
+    path, fmt = model.get("path"), model.get("format")
+    if not isinstance(path, str):
+        raise PackageError(f"{archive}: {ARTIFACT_JSON} names no model path")
+    _check_member_name(path)
+    checks = {"onnx": check_onnx, "gguf": check_gguf, "openvino-ir": check_openvino_ir}
+    try:
+        if fmt in checks and (root / path).is_file():
+            checks[fmt](root / path)
+    except ModelRejected as exc:
+        raise PackageError(f"{archive}: the model is refused: {exc}") from None
 
 
 def _check_member(member: tarfile.TarInfo) -> None:

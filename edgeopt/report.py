@@ -145,14 +145,27 @@ def write_report(report: Report, out_dir: Path) -> Path:
     return path
 
 
+REPORT_MAX_BYTES = 256 << 20  # a report of thousands of candidates is a few MB; /dev/zero is not a report
+
+
 def load_report(path: Path) -> Report:
     path = Path(path)
     if path.is_dir():
         path = path / "report.json"
     try:
-        data = json.loads(path.read_text())
+        with open(path, "rb") as f:
+            raw = f.read(REPORT_MAX_BYTES + 1)
     except FileNotFoundError:
         raise UsageError(f"{path}: no such report (run `edgeopt build` first)") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if len(raw) > REPORT_MAX_BYTES:
+        raise UsageError(f"{path}: larger than {REPORT_MAX_BYTES >> 20} MB: not a report.json")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}): "
+                         "not a report.json") from None
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path}: not a report.json ({exc})") from None
     if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from typing import Any
@@ -20,7 +21,7 @@ def validate_model(model_cls: type[BaseModel], data: Any, file: str, context: di
         raise ManifestError(file, "", "a value contains itself (a cycle): not a manifest") from None
 
 
-MAX_ERRORS = 200  # pydantic errors looked at; a file with more is rejected on these
+MAX_ERRORS = 200  # pydantic errors turned into problems; the rest are counted
 
 
 def as_manifest_error(exc: ValidationError, model_cls: type[BaseModel], file: str) -> ManifestError:
@@ -29,13 +30,18 @@ def as_manifest_error(exc: ValidationError, model_cls: type[BaseModel], file: st
     for error in exc.errors(include_url=False)[:MAX_ERRORS]:
         problem = _problem(error, model_cls)
         by_key.setdefault(problem.key, []).append(problem)
-    return ManifestError(file, problems=[_merge(found) for found in by_key.values()])
+    merged = [_merge(found) for found in by_key.values()]
+    more = exc.error_count() - MAX_ERRORS  # errors beyond those looked at, counted as one problem each
+    return ManifestError(file, problems=merged, count=len(merged) + max(more, 0))
 
 
 def _problem(error: dict, model_cls: type[BaseModel]) -> Problem:
-    loc, parent, here = _walk(model_cls, [part for part in error["loc"] if not _is_union_tag(part)])
-    key = ".".join(shorten(str(part), 60) for part in loc) or "(top level)"
     kind = error["type"]
+    parts = list(error["loc"])
+    last = parts.pop() if kind == "extra_forbidden" and parts else None  # the user's key, whatever it looks like
+    parts = [part for part in parts if not _is_union_tag(part)] + ([last] if last is not None else [])
+    loc, parent, here = _walk(model_cls, parts)
+    key = ".".join(shorten(str(part), 60) for part in loc) or "(top level)"
     ctx = error.get("ctx") or {}
     if kind == "extra_forbidden":
         valid = sorted(_fields_of(parent))
@@ -80,9 +86,12 @@ def _merge(problems: list[Problem]) -> Problem:
     return Problem(problems[0].key, "; ".join(texts), problems[0].choices)
 
 
+_TAG = re.compile(r"^[a-z][a-z0-9_-]*\[.*\]$|^function-")
+
+
 def _is_union_tag(part: Any) -> bool:
-    # pydantic puts the chosen member of a union (e.g. 'images' or 'function-after[...]') in the path.
-    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
+    # pydantic puts the member of a union it tried in the path: 'function-after[...]', 'list[int]'
+    return isinstance(part, str) and bool(_TAG.match(part))
 
 
 def _walk(model_cls: Any, loc: list) -> tuple[list, Any, Any]:
@@ -126,9 +135,9 @@ def _union_member_tagged(annotation: Any, part: Any) -> Any:
     if len(members) < 2 or not isinstance(part, str):
         return None
     for member in members:
-        if isinstance(member, type) and issubclass(member, BaseModel) and "type" in member.model_fields:
-            if part in typing.get_args(member.model_fields["type"].annotation):
-                return member
+        if (isinstance(member, type) and issubclass(member, BaseModel) and "type" in member.model_fields
+                and part in typing.get_args(member.model_fields["type"].annotation)):
+            return member
     return None
 
 

@@ -12,20 +12,20 @@ from pathlib import Path
 from edgeopt.artifact import ModelArtifact
 from edgeopt.build.data import BuildData, prepare_data, source_artifact
 from edgeopt.build.diagnosis import diagnose
+from edgeopt.build.figures import target_figures
 from edgeopt.build.keys import CacheKeys, model_identity
 from edgeopt.build.layout import OutputLayout
 from edgeopt.build.ledger import Ledger
 from edgeopt.build.measurer import Item, Measurer, Timed
 from edgeopt.build.passes import Made, PassStage
-from edgeopt.build.figures import target_figures
 from edgeopt.build.requests import Requests
 from edgeopt.build.target import Emulated, EmulationSetup, RooflineEstimator, TargetEmulator, cpu_model
-from edgeopt.estimate.cpu import estimate as cpu_estimate
 from edgeopt.cache import BuildCache
 from edgeopt.candidates import CandidateRecord
+from edgeopt.estimate.cpu import estimate as cpu_estimate
 from edgeopt.manifest import Manifest
-from edgeopt.measurements import Figure, TargetFigures
 from edgeopt.measure.metrics import metric as metric_named
+from edgeopt.measurements import Figure, TargetFigures
 from edgeopt.planner import Plan, Step, require_installed
 from edgeopt.progress import BuildProgress, NoProgress
 from edgeopt.registry import Registry

@@ -66,4 +66,8 @@ def source_artifact(manifest: Manifest, framework: str) -> ModelArtifact | None:
     if not path.is_file():
         raise ManifestError(manifest.name, "model.path", f"{path} is not a model file")
     fmt = manifest.model.format
+    # a model from outside is checked before any runtime parses it (truncated, traversing external data, absurd dims)
+    from edgeopt.model_checks import check_gguf, check_onnx
+
+    (check_onnx if fmt == "onnx" else check_gguf)(path)
     return ModelArtifact(path=str(path), format=fmt, framework=framework, precision="fp32" if fmt == "onnx" else "as-given")

@@ -9,13 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from edgeopt.artifact import ModelArtifact
-from edgeopt.build.figures import (TimingRefused, measurements, speedup, target_ratios, with_all_windows,
-                                   with_speedup)
+from edgeopt.build.figures import TimingRefused, measurements, speedup, target_ratios, with_all_windows, with_speedup
 from edgeopt.build.measurer import Timed
 from edgeopt.candidates import CandidateRecord, Preference, leader, select
 from edgeopt.gates import GatePolicy, evaluate, ratio_metrics, verdict_of
-from edgeopt.measurements import Measurements, Ratios, TargetFigures
 from edgeopt.measure.metrics import Metric
+from edgeopt.measurements import Measurements, Ratios, TargetFigures
 from edgeopt.planner import Step
 from edgeopt.protocol import AccuracyResult
 from edgeopt.runners import Outcome

@@ -8,8 +8,15 @@ from edgeopt.build.layout import OutputLayout
 from edgeopt.manifest import Manifest, resolve_path
 from edgeopt.measure.metrics import Metric
 from edgeopt.planner import Step
-from edgeopt.protocol import (AccuracyRequest, DiagnoseRequest, LlmJob, MetricRequest, PassRequest, TimingRequest,
-                              Validation)
+from edgeopt.protocol import (
+    AccuracyRequest,
+    DiagnoseRequest,
+    LlmJob,
+    MetricRequest,
+    PassRequest,
+    TimingRequest,
+    Validation,
+)
 from edgeopt.registry import Registry
 from edgeopt.runners import Job, Limits
 

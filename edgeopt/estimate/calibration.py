@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from edgeopt.catalog import Catalog
-from edgeopt.estimate.roofline import Engine, compute_roofline, decode_roofline, _group
+from edgeopt.estimate.roofline import Engine, _group, compute_roofline, decode_roofline
 from edgeopt.resources import data_dir
 from edgeopt.validation import validate_model
 from edgeopt.yamlio import load_yaml

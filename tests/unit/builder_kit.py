@@ -48,7 +48,8 @@ def write_project(root: Path, seed: int = 0) -> Path:
 
 
 def manifest(root: Path, **changes) -> Manifest:
-    data = {"name": "toy", "model": {"path": str(root / "w.npy"), "format": "onnx", "task": "classification"},
+    # the toy reads its source itself (its `load` step, like an exporter): no ONNX file is claimed
+    data = {"name": "toy", "model": {"path": str(root / "w.npy"), "format": "hf-transformers", "task": "classification"},
             "evaluation": {"data": {"type": "npz", "path": str(root / "eval.npz")}, "metric": {"name": "top1", "output": "y"}},
             "measure": FAST_MEASURE, "gates": {"memory_cut": -10.0}, "base_dir": str(root)}
     for key, value in changes.items():

@@ -30,7 +30,7 @@ def test_a_build_runs_every_stage_and_records_what_happened_to_each_step(project
     assert not records["int2"].gates["accuracy_retained"].passed and records["int2"].gates["speedup"].passed
     # the accelerate stage builds on the fastest candidate that keeps accuracy: int8, not the faster int2
     assert records["tuned-dm0.5"].input == "int8" and records["tuned-dm3"].input == "int8"
-    assert records["tuned-dm3"].gates["speedup"].verdict == "fail"  # 4 ms / 3 ms is nowhere near 2x
+    assert records["tuned-dm3"].gates["speedup"].verdict != "pass"  # 4 ms / 3 ms is nowhere near 2x
     assert result.selected.id == "tuned-dm0.5"
     assert (project / "out" / "selected" / "model.npy").exists()
 

@@ -92,6 +92,42 @@ def test_fashion_mnist_trains_exports_and_builds(cli, tmp_path, runtime_only_pyt
     rebuild_and_ship(cli, "fashion-mnist", tmp_path / "out", report, runtime_only_python)
 
 
+def assert_decided_on_the_board(report: dict, core: str) -> None:
+    """Every ONNX Runtime candidate has the board's estimated latency and simulated accuracy, and the gates
+    read those (each says so)."""
+    assert report["plan"]["target_evaluation"]["emulation"]["core"] == core
+    measured = [c for c in [report["baseline"], *report["candidates"]] if c["status"] == "ok"]
+    for c in measured:
+        target = c["metrics"]["target"]
+        assert target["latency_ms"]["provenance"] == "estimated" and target["latency_ms"]["value"] > 0, c["id"]
+        assert target["accuracy"]["provenance"] == "simulated" and target["instructions"] > 0, c["id"]
+        if c["id"] != "baseline":
+            assert c["gates"]["speedup"]["provenance"] == "estimated"
+            assert c["gates"]["accuracy_retained"]["provenance"] == "simulated"
+    if report["selected"]:
+        chosen = next(c for c in report["candidates"] if c["id"] == report["selected"])
+        assert chosen["target_ratios"]["speedup"] >= report["gate_policy"]["speedup"]
+
+
+@pytest.mark.emulation
+def test_fashion_mnist_for_an_orange_pi_3b(cli, tmp_path, aarch64_env):
+    pytest.importorskip("torch")
+    model = EXAMPLES / "fashion-mnist" / "model" / "fashion_cnn.onnx"
+    if not model.exists():
+        subprocess.run([sys.executable, "train.py", "--epochs", "1"], cwd=EXAMPLES / "fashion-mnist", check=True)
+    report = build(cli, "fashion-mnist", tmp_path / "out", "--target", "rk3566", "--quiet")
+    assert_decided_on_the_board(report, "cortex-a55")
+
+
+@pytest.mark.emulation
+def test_ocr_for_a_raspberry_pi_5(cli, tmp_path, aarch64_env):
+    pytest.importorskip("rapidocr_onnxruntime")
+    pytest.importorskip("PIL")
+    report = build(cli, "ocr", tmp_path / "out", "--target", "rpi5", "--quiet")
+    assert_decided_on_the_board(report, "cortex-a76")
+    assert report["baseline"]["metrics"]["target"]["emulated"]["agreement"]["samples"] == 4
+
+
 def test_ocr_reads_rendered_text(cli, tmp_path):
     pytest.importorskip("rapidocr_onnxruntime")
     pytest.importorskip("PIL")
