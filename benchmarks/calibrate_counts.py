@@ -46,7 +46,7 @@ RUNS = [
 
 def count(env, catalog, cores, model_path: Path, variant: str, target_id: str, work: Path) -> dict:
     from edgeopt.artifact import ModelArtifact
-    from edgeopt.build.target import cpu_model
+    from edgeopt.builder.target import cpu_model
     from edgeopt.estimate.cores import core_for
     from edgeopt.estimate.counts import plugin_arguments, read_counts
     from edgeopt.estimate.cpu import estimate

@@ -105,7 +105,7 @@ class BuildOutcome:
 def build(manifest_path: str | Path, options: BuildOptions = BuildOptions()) -> BuildOutcome:
     """Plan, search, measure, gate and select; write report.json, report.html and, when asked and a
     candidate passed every gate, the package of the selected model."""
-    from edgeopt.build import Builder
+    from edgeopt.builder import Builder
     from edgeopt.cache import BuildCache, cache_max_bytes, default_cache_dir
     from edgeopt.package import deployment_notes, write_package
     from edgeopt.progress import NoProgress
@@ -161,7 +161,7 @@ def _emulation(the_plan: Plan, options: BuildOptions, worker_env):
     evaluation = the_plan.target_evaluation
     if evaluation is None or evaluation.emulation is None:
         return None
-    from edgeopt.build.target import EmulationSetup
+    from edgeopt.builder.target import EmulationSetup
     from edgeopt.envs import environment
     from edgeopt.estimate.cores import load_cores
     from edgeopt.runners.child import SubprocessRunner

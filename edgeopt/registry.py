@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 from edgeopt.errors import PlanError, closest
+from edgeopt.frameworks.base import Availability, FrameworkAdapter
 
 
 @dataclass(frozen=True)
@@ -35,13 +36,6 @@ class FrameworkEntry:
 
 
 @dataclass(frozen=True)
-class Availability:
-    available: bool
-    version: str | None = None
-    detail: str = ""
-
-
-@dataclass(frozen=True)
 class Registry:
     entries: tuple[FrameworkEntry, ...]
     availability: Mapping[str, Availability] = field(default_factory=lambda: MappingProxyType({}))
@@ -54,8 +48,6 @@ class Registry:
 
     def adapter(self, name: str):
         """The adapter object of a framework, checked against the written contract (frameworks/base.py)."""
-        from edgeopt.frameworks.base import FrameworkAdapter
-
         entry = self.entry(name)
         if entry is None or entry.module is None:
             raise PlanError(f"no adapter for framework {name!r}")
@@ -83,7 +75,7 @@ class Registry:
         return bool(status and status.available)
 
 
-def load_adapter(module: str, contract: type):
+def load_adapter(module: str, contract: type = FrameworkAdapter):
     adapter = getattr(importlib.import_module(module), "ADAPTER", None)
     if not isinstance(adapter, contract):
         raise TypeError(f"{module}.ADAPTER is not a {contract.__name__} (see edgeopt/frameworks/base.py)")

@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgeopt import __version__
-from edgeopt.build import BuildResult
+from edgeopt.builder import BuildResult
 from edgeopt.candidates import CandidateRecord
 from edgeopt.errors import UsageError
 from edgeopt.gates import GatePolicy

@@ -32,7 +32,15 @@ from edgeopt.artifact import ModelArtifact
 from edgeopt.errors import MissingDependency
 from edgeopt.passes import Pass, PassConfig, PassContext
 from edgeopt.protocol import LlmJob
-from edgeopt.registry import Availability
+
+
+@dataclass(frozen=True)
+class Availability:
+    """What a probe found: installed and importable, at which version, or why not."""
+
+    available: bool
+    version: str | None = None
+    detail: str = ""
 
 
 def require(module: str, what: str, install: str):

@@ -7,7 +7,7 @@ import importlib.util
 import shutil
 from pathlib import Path
 
-from edgeopt.registry import Availability
+from edgeopt.frameworks.base import Availability
 
 
 def probe_distribution(*distributions: str, import_name: str) -> Availability:

@@ -8,7 +8,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from edgeopt.build import Builder, BuildResult
+from edgeopt.builder import Builder, BuildResult
 from edgeopt.cache import BuildCache
 from edgeopt.catalog import FrameworkChain, load_catalog
 from edgeopt.gates import load_gate_policies

@@ -2,9 +2,8 @@
 
 from typing import Literal
 
-from edgeopt.frameworks.base import FrameworkAdapter
+from edgeopt.frameworks.base import Availability, FrameworkAdapter
 from edgeopt.passes import Pass, PassConfig
-from edgeopt.registry import Availability
 
 
 class ShrinkConfig(PassConfig):

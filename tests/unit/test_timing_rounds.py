@@ -158,8 +158,8 @@ def test_a_generation_that_stops_before_the_tokens_asked_for_is_refused():
 
 
 def test_a_speed_figure_from_too_few_token_intervals_is_refused():
-    from edgeopt.build.figures import TimingRefused, measurements
-    from edgeopt.build.measurer import Timed
+    from edgeopt.builder.figures import TimingRefused, measurements
+    from edgeopt.builder.measurer import Timed
     from edgeopt.protocol import AccuracyResult
 
     window = WindowResult(samples_ms=(10.0, 11.0, 12.0), wall_s=1, cpu_s=1,

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edgeopt.artifact import ModelArtifact
-from edgeopt.build.keys import CacheKeys
-from edgeopt.build.layout import OutputLayout
-from edgeopt.build.requests import Requests
+from edgeopt.builder.keys import CacheKeys
+from edgeopt.builder.layout import OutputLayout
+from edgeopt.builder.requests import Requests
 from edgeopt.cache import BuildCache
 from edgeopt.planner import Step
 from edgeopt.progress import BuildProgress

@@ -10,16 +10,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeopt.artifact import ModelArtifact
-from edgeopt.build.data import BuildData, prepare_data, source_artifact
-from edgeopt.build.diagnosis import diagnose
-from edgeopt.build.figures import target_figures
-from edgeopt.build.keys import CacheKeys, model_identity
-from edgeopt.build.layout import OutputLayout
-from edgeopt.build.ledger import Ledger
-from edgeopt.build.measurer import Item, Measurer, Timed
-from edgeopt.build.passes import Made, PassStage
-from edgeopt.build.requests import Requests
-from edgeopt.build.target import Emulated, EmulationSetup, RooflineEstimator, TargetEmulator, cpu_model
+from edgeopt.builder.data import BuildData, prepare_data, source_artifact
+from edgeopt.builder.diagnosis import diagnose
+from edgeopt.builder.figures import target_figures
+from edgeopt.builder.keys import CacheKeys, model_identity
+from edgeopt.builder.layout import OutputLayout
+from edgeopt.builder.ledger import Ledger
+from edgeopt.builder.measurer import Item, Measurer, Timed
+from edgeopt.builder.passes import Made, PassStage
+from edgeopt.builder.requests import Requests
+from edgeopt.builder.target import Emulated, EmulationSetup, RooflineEstimator, TargetEmulator, cpu_model
 from edgeopt.cache import BuildCache
 from edgeopt.candidates import CandidateRecord
 from edgeopt.estimate.cpu import estimate as cpu_estimate

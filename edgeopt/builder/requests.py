@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from edgeopt.artifact import ModelArtifact
-from edgeopt.build.data import BuildData
-from edgeopt.build.layout import OutputLayout
+from edgeopt.builder.data import BuildData
+from edgeopt.builder.layout import OutputLayout
 from edgeopt.manifest import Manifest, resolve_path
 from edgeopt.measure.metrics import Metric
 from edgeopt.planner import Step

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edgeopt.artifact import ModelArtifact
-from edgeopt.build.keys import CacheKeys
-from edgeopt.build.requests import Requests
+from edgeopt.builder.keys import CacheKeys
+from edgeopt.builder.requests import Requests
 from edgeopt.cache import BuildCache
 from edgeopt.manifest import Manifest
 from edgeopt.measure.rounds import WindowPlan, interference

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeopt.artifact import ModelArtifact
-from edgeopt.build.layout import OutputLayout
+from edgeopt.builder.layout import OutputLayout
 from edgeopt.datasets import load_dataset
 from edgeopt.errors import ManifestError
 from edgeopt.hashing import path_digest, value_digest

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from edgeopt.artifact import ModelArtifact
-from edgeopt.build.data import BuildData
-from edgeopt.build.keys import CacheKeys
-from edgeopt.build.layout import OutputLayout
-from edgeopt.build.measurer import Item
-from edgeopt.build.requests import Requests
+from edgeopt.builder.data import BuildData
+from edgeopt.builder.keys import CacheKeys
+from edgeopt.builder.layout import OutputLayout
+from edgeopt.builder.measurer import Item
+from edgeopt.builder.requests import Requests
 from edgeopt.cache import BuildCache, make_key
 from edgeopt.catalog import Target
 from edgeopt.datafiles import load_arrays, save_arrays

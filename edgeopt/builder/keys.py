@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edgeopt import __version__
 from edgeopt.artifact import ModelArtifact
-from edgeopt.build.data import BuildData
+from edgeopt.builder.data import BuildData
 from edgeopt.cache import artifact_digest, make_key
 from edgeopt.hashing import path_digest, value_digest
 from edgeopt.manifest import Manifest, resolve_path

@@ -4,9 +4,9 @@ float model's first and most. Layers are matched by name within one framework.""
 from __future__ import annotations
 
 from edgeopt.artifact import ModelArtifact
-from edgeopt.build.keys import CacheKeys
-from edgeopt.build.ledger import Ledger
-from edgeopt.build.requests import Requests
+from edgeopt.builder.keys import CacheKeys
+from edgeopt.builder.ledger import Ledger
+from edgeopt.builder.requests import Requests
 from edgeopt.cache import BuildCache
 from edgeopt.candidates import CandidateRecord
 from edgeopt.frameworks.base import GraphRuntime

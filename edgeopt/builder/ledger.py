@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from edgeopt.artifact import ModelArtifact
-from edgeopt.build.figures import TimingRefused, measurements, speedup, target_ratios, with_all_windows, with_speedup
-from edgeopt.build.measurer import Timed
+from edgeopt.builder.figures import TimingRefused, measurements, speedup, target_ratios, with_all_windows, with_speedup
+from edgeopt.builder.measurer import Timed
 from edgeopt.candidates import CandidateRecord, Preference, leader, select
 from edgeopt.gates import GatePolicy, evaluate, ratio_metrics, verdict_of
 from edgeopt.measure.metrics import Metric

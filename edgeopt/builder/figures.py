@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 
-from edgeopt.build.measurer import Timed
+from edgeopt.builder.measurer import Timed
 from edgeopt.measure import rounds
 from edgeopt.measurements import Measurements, Ratios, TargetFigures, TimingStats
 from edgeopt.protocol import AccuracyResult
