@@ -51,7 +51,7 @@ def count(env, catalog, cores, model_path: Path, variant: str, target_id: str, w
     from edgeopt.estimate.counts import plugin_arguments, read_counts
     from edgeopt.estimate.cpu import estimate
     from edgeopt.estimate.marks import FIRST_MARK
-    from edgeopt.protocol import EmulateRequest, EmulateResult, MetricRequest
+    from edgeopt.protocol import EmulateRequest, EmulateResult
     from edgeopt.runners import Job, Limits
     from edgeopt.runners.child import run_child
 
@@ -65,9 +65,9 @@ def count(env, catalog, cores, model_path: Path, variant: str, target_id: str, w
               .astype(np.float32) for i in session.get_inputs()}
     np.savez(work / "data.npz", **inputs, __labels__=np.zeros(1, dtype=np.int64))
     request = EmulateRequest(adapter="edgeopt.frameworks.onnxruntime", eval_data=str(work / "data.npz"),
-                             timing_data=str(work / "data.npz"), metric=MetricRequest(name="top1"),
+                             timing_data=str(work / "data.npz"),
                              artifact=ModelArtifact(path=str(model_path), framework="onnxruntime"),
-                             save_outputs=str(work / "outputs.npy"))
+                             save_outputs=str(work / "outputs.npy"), counted_runs=2)
     log = work / "plugin.log"
     job = Job(request, str(work), Limits(timeout_s=7200, stall_s=600),
               environment=(("EDGEOPT_QEMU_ARGS", plugin_arguments(env.plugin(), log, FIRST_MARK)),))

@@ -25,6 +25,8 @@ from edgeopt.protocol import (
     PassRequest,
     PassResult,
     Response,
+    ScoreRequest,
+    ScoreResult,
     SessionInfo,
     TimingRequest,
     WindowRequest,
@@ -154,34 +156,44 @@ class TimingSession:
 def emulate(request: EmulateRequest) -> EmulateResult:
     """Outputs on a few samples, then `counted_runs` single-thread inferences of the timing input between
     marks: an instruction counter outside the process (a qemu plugin) sees the marks, so the steady-state
-    count of one inference is the difference between the 2nd and 3rd marks."""
+    count of one inference is the difference between the 2nd and 3rd marks. No metric runs here: the
+    outputs are judged on the host (`score`), where the manifest's hooks find their packages."""
     import platform
 
+    import numpy as np
+
+    from edgeopt.datafiles import load_arrays
     from edgeopt.estimate.marks import FIRST_MARK, mark
-    from edgeopt.measure.accuracy import agreement, graph_accuracy, host_accuracy
+    from edgeopt.measure.accuracy import outputs_of
     from edgeopt.measure.timing import timing_feeds
 
     _prepare(request)
     runtime = _runtime(request.adapter)
     if not isinstance(runtime, GraphRuntime):
         raise TypeError(f"{request.adapter} has no graph runtime to emulate")
+    arrays, _ = load_arrays(request.eval_data)
     with candidate_code():
         versions = runtime.versions()
         session = runtime.load(runtime.with_threads(request.artifact, 1), 1)
-        accuracy = graph_accuracy(session, request)
-        compared = host = None
-        if request.host_outputs:
-            compared = agreement(request.save_outputs, request.host_outputs)
-            host = host_accuracy(request)
+        outputs = outputs_of(session, arrays, request.output, request.eval_batch_size)
+        np.save(request.save_outputs, outputs)
         feeds = timing_feeds(session, request.timing_data, request.batch_size)
         for run in range(request.counted_runs):
             mark(FIRST_MARK + run)
             session.run(feeds)
         mark(FIRST_MARK + request.counted_runs)
-    return EmulateResult(accuracy=accuracy, host_accuracy=host, agreement=compared,
-                         samples=int(accuracy.get("samples", 0)), machine=platform.machine(),
-                         versions=versions, execution_precision=session.execution_precision,
-                         counted_runs=request.counted_runs, first_mark=FIRST_MARK)
+    return EmulateResult(samples=len(outputs), machine=platform.machine(), versions=versions,
+                         execution_precision=session.execution_precision, counted_runs=request.counted_runs,
+                         first_mark=FIRST_MARK)
+
+
+def score(request: ScoreRequest) -> ScoreResult:
+    from edgeopt.measure.accuracy import agreement, score_outputs
+
+    _prepare(request)
+    with candidate_code():  # a decode hook may run here
+        emulated, host = score_outputs(request)
+    return ScoreResult(accuracy=emulated, host_accuracy=host, agreement=agreement(request.outputs, request.host_outputs))
 
 
 # -- diagnosis ---------------------------------------------------------------------------------------------
@@ -200,7 +212,7 @@ def diagnose(request: DiagnoseRequest) -> DiagnosisResult:
 
 
 ONE_SHOT: dict[str, Callable] = {"pass": run_pass, "accuracy": evaluate_accuracy, "diagnose": diagnose,
-                                  "emulate": emulate}
+                                  "emulate": emulate, "score": score}
 
 
 def respond(call: Callable[[], object]) -> Response:

@@ -114,18 +114,28 @@ class EmulateRequest(_Request):
     artifact: ModelArtifact
     eval_data: str
     eval_batch_size: int = 16
-    metric: MetricRequest
-    reference_outputs: str | None = Field(default=None, description="the baseline's emulated outputs (fidelity)")
-    save_outputs: str | None = None
-    host_outputs: str | None = Field(default=None, description="this model's outputs on the same samples on the host")
-    host_reference_outputs: str | None = Field(default=None, description="the baseline's, on the host")
+    output: int | str = Field(default=0, description="the output the metric reads")
+    save_outputs: str
     timing_data: str
     batch_size: int = 1
     counted_runs: int = Field(default=3, ge=2, description="inferences between marks; the 2nd is the steady state")
 
 
-Request = Annotated[Union[PassRequest, AccuracyRequest, TimingRequest, DiagnoseRequest, EmulateRequest],
-                    Field(discriminator="op")]
+class ScoreRequest(_Request):
+    """The metric on outputs a target's runtime build wrote, and on the host's outputs of the same samples,
+    judged here (a decode hook runs with the host's packages, never under emulation)."""
+
+    op: Literal["score"] = "score"
+    eval_data: str
+    metric: MetricRequest
+    outputs: str
+    reference_outputs: str | None = Field(default=None, description="the baseline's emulated outputs (fidelity)")
+    host_outputs: str
+    host_reference_outputs: str | None = Field(default=None, description="the baseline's, on the host")
+
+
+Request = Annotated[Union[PassRequest, AccuracyRequest, TimingRequest, DiagnoseRequest, EmulateRequest,
+                          ScoreRequest], Field(discriminator="op")]
 
 
 class RequestEnvelope(_Message):
@@ -186,16 +196,18 @@ class WindowResult(_Message):
 
 
 class EmulateResult(_Message):
-    accuracy: dict = Field(description="the metric on the emulated outputs of these samples")
-    host_accuracy: dict | None = Field(default=None, description="the metric on the host's outputs of the same samples")
-    agreement: dict | None = Field(default=None, description="emulated vs host outputs: max_abs_diff, relative_rms, "
-                                   "argmax_agreement")
     samples: int
     machine: str = Field(description="what platform.machine() said inside: aarch64 under emulation")
     versions: dict[str, str] = {}
     execution_precision: str | None = None
     counted_runs: int
     first_mark: int = Field(description="mark number before the first counted inference; one more per inference")
+
+
+class ScoreResult(_Message):
+    accuracy: dict = Field(description="the metric on the emulated outputs of these samples")
+    host_accuracy: dict = Field(description="the metric on the host's outputs of the same samples")
+    agreement: dict = Field(description="emulated vs host outputs: max_abs_diff, relative_rms, argmax_agreement")
 
 
 class DiagnosisResult(_Message):

@@ -117,8 +117,8 @@ class Builder:
             self.requests.keep_outputs = True  # the target's outputs are compared with the host's
             self.emulator = TargetEmulator(self.plan.target_evaluation.emulation, self.emulation.env,
                                            self.emulation.core, self.requests, self.keys, self.cache,
-                                           self.emulation.runner, self.layout, data, self.progress)
-            self.cpu = cpu_model(self.plan.target, self.emulation.core, None)
+                                           self.emulation.runner, self.runner, self.layout, data, self.progress)
+            self.cpu = cpu_model(self.plan.target, self.emulation.core, self.calibration)
         evaluation = self.plan.target_evaluation
         timing = "measured-device" if self.plan.target.detected or (evaluation and evaluation.device_timing) \
             else "measured-host"

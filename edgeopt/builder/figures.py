@@ -99,20 +99,20 @@ def target_figures(device: str, emulated, estimate, host: Measurements) -> Targe
     simulated by its emulated outputs against the host's on the same samples."""
     from edgeopt.measurements import Figure
 
-    result, counts = emulated.result, emulated.counts
+    result, scored, counts = emulated.result, emulated.score, emulated.counts
     accuracy = None
     differs = None
-    if result is not None and result.agreement is not None and host.score is not None:
-        agreement = result.agreement
+    if scored is not None and host.score is not None:
+        agreement = scored.agreement
         differs = (agreement["relative_rms"] > FP32_ROUNDING
                    or agreement.get("argmax_agreement", 1.0) < 1.0)
-        samples = result.samples
+        samples = agreement["samples"]
         if not differs:
             value = host.score
             source = (f"the target's runtime build under emulation gave the host's outputs on {samples} samples "
                       f"(relative RMS difference {agreement['relative_rms']:.1e}): the host's score holds")
         else:
-            shift = result.accuracy["score"] - (result.host_accuracy or {}).get("score", result.accuracy["score"])
+            shift = scored.accuracy["score"] - scored.host_accuracy["score"]
             value = host.score + shift
             source = (f"the target's kernels move the outputs (relative RMS {agreement['relative_rms']:.1e}, max |Δ| "
                       f"{agreement['max_abs_diff']:.3g}, argmax agreement {agreement.get('argmax_agreement', 1.0):.0%} on "
@@ -125,8 +125,8 @@ def target_figures(device: str, emulated, estimate, host: Measurements) -> Targe
                          interval=estimate.interval)
     return TargetFigures(
         device=device, latency_ms=latency, accuracy=accuracy,
-        emulated=({"score": result.accuracy.get("score"), "host_score": (result.host_accuracy or {}).get("score"),
-                   "agreement": result.agreement, "runtime": result.versions} if result else None),
+        emulated=({"score": scored.accuracy.get("score"), "host_score": scored.host_accuracy.get("score"),
+                   "agreement": scored.agreement, "runtime": result.versions} if result and scored else None),
         outputs_differ=differs, instructions=counts.instructions if counts else None,
         instruction_classes=counts.classes if counts else None,
         estimator=estimate.as_dict() if estimate is not None else None,

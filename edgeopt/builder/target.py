@@ -6,7 +6,7 @@ counter (turned into an estimated latency by the target core's model)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ from edgeopt.frameworks.base import GraphRuntime
 from edgeopt.hashing import path_digest
 from edgeopt.planner import Emulation
 from edgeopt.progress import BuildProgress
-from edgeopt.protocol import EmulateRequest, EmulateResult
+from edgeopt.protocol import EmulateRequest, EmulateResult, ScoreRequest, ScoreResult
 from edgeopt.runners import Job, Runner
 
 
@@ -44,9 +44,10 @@ class EmulationSetup:
 
 @dataclass(frozen=True)
 class Emulated:
-    """One candidate as the target's runtime build ran it, or why it could not."""
+    """One candidate as the target's runtime build ran it (and its outputs judged on the host), or why not."""
 
     result: EmulateResult | None = None
+    score: ScoreResult | None = None
     counts: Counts | None = None
     error: str | None = None
     cached: bool = False
@@ -63,10 +64,11 @@ def cpu_model(target: Target, core: CoreProfile, calibration) -> CpuModel:
 
 class TargetEmulator:
     def __init__(self, emulation: Emulation, env, core: CoreProfile, requests: Requests, keys: CacheKeys,
-                 cache: BuildCache, runner: Runner, layout: OutputLayout, data: BuildData, progress: BuildProgress):
+                 cache: BuildCache, runner: Runner, host_runner: Runner, layout: OutputLayout, data: BuildData,
+                 progress: BuildProgress):
         self.emulation, self.env, self.core = emulation, env, core
         self.requests, self.keys, self.cache, self.runner = requests, keys, cache, runner
-        self.layout, self.progress = layout, progress
+        self.host_runner, self.layout, self.progress = host_runner, layout, progress
         self.env_key = env.status().key
         arrays, labels = load_arrays(data.eval, limit=emulation.samples)
         self.subset = save_arrays(layout.data / "eval-emulated.npz", arrays, labels)
@@ -81,16 +83,16 @@ class TargetEmulator:
         """The baseline first: metrics that compare with the baseline read its emulated outputs."""
         results: dict[str, Emulated] = {}
         for group in ([i for i in items if i.baseline], [i for i in items if not i.baseline]):
-            results.update(self._group([i for i in group if self.applies(i.artifact.framework)]))
+            emulated = self._emulate([i for i in group if self.applies(i.artifact.framework)])
+            results.update(self._score(emulated, {i.id: i for i in group}))
         return results
 
-    def _group(self, items: list[Item]) -> dict[str, Emulated]:
+    def _emulate(self, items: list[Item]) -> dict[str, Emulated]:
         results, jobs = {}, []
         for item in items:
             key = self._key(item)
             folder = self.layout.work(item.id, "emulate")
-            files = {"outputs.npy": folder / "outputs.npy", "plugin.log": folder / "plugin.log"}
-            cached = self.cache.get_measurement(key, files_to=files)
+            cached = self.cache.get_measurement(key, files_to=self._files(folder))
             if cached is not None:
                 results[item.id] = self._read(item, EmulateResult.model_validate(cached), folder, cached=True)
                 continue
@@ -102,13 +104,15 @@ class TargetEmulator:
             if not outcome.ok:
                 results[item.id] = Emulated(error=outcome.error)
                 continue
-            result = EmulateResult.model_validate(outcome.result)
-            emulated = self._read(item, result, folder)
+            emulated = self._read(item, EmulateResult.model_validate(outcome.result), folder)
             if emulated.error is None:
-                self.cache.put_measurement(key, outcome.result, {"outputs.npy": folder / "outputs.npy",
-                                                                 "plugin.log": folder / "plugin.log"})
+                self.cache.put_measurement(key, outcome.result, self._files(folder))
             results[item.id] = emulated
         return results
+
+    @staticmethod
+    def _files(folder: Path) -> dict[str, Path]:
+        return {"outputs.npy": folder / "outputs.npy", "plugin.log": folder / "plugin.log"}
 
     def _read(self, item: Item, result: EmulateResult, folder: Path, cached: bool = False) -> Emulated:
         if result.machine != "aarch64":
@@ -121,25 +125,58 @@ class TargetEmulator:
             return Emulated(result=result, error=str(exc))
         return Emulated(result=result, counts=counts, cached=cached)
 
-    def _job(self, item: Item, folder: Path) -> Job:
-        folder.mkdir(parents=True, exist_ok=True)
-        host = self.layout.outputs(item.id)
+    def _score(self, emulated: dict[str, Emulated], items: dict[str, Item]) -> dict[str, Emulated]:
+        """The emulated outputs judged by the metric, beside the host's outputs of the same samples."""
+        jobs = []
+        for record_id, found in emulated.items():
+            if found.error is not None:
+                continue
+            request = self._score_request(items[record_id])
+            key = make_key("score", request=request.model_dump(mode="json", exclude={"outputs", "reference_outputs",
+                                                                                     "host_outputs",
+                                                                                     "host_reference_outputs"}),
+                           files=[path_digest(Path(p)) for p in (request.outputs, request.reference_outputs,
+                                                                 request.host_outputs, request.host_reference_outputs)
+                                  if p], hooks=self.keys.hooks())
+            cached = self.cache.get_measurement(key)
+            if cached is not None:
+                emulated[record_id] = replace(found, score=ScoreResult.model_validate(cached))
+                continue
+            folder = self.layout.work(record_id, "score")
+            jobs.append((record_id, key, Job(request, str(folder), self.requests.limits)))
+        outcomes = self.host_runner.run_all([job for *_, job in jobs]) if jobs else []
+        for (record_id, key, _), outcome in zip(jobs, outcomes):
+            if outcome.ok:
+                self.cache.put_measurement(key, outcome.result)
+                emulated[record_id] = replace(emulated[record_id], score=ScoreResult.model_validate(outcome.result))
+            else:
+                emulated[record_id] = replace(emulated[record_id], error=f"scoring the emulated outputs: {outcome.error}")
+        return emulated
+
+    def _score_request(self, item: Item) -> ScoreRequest:
+        folder = self.layout.work(item.id, "emulate")
         host_subset = folder / "host-outputs.npy"
-        np.save(host_subset, np.load(host)[: self.count])
-        host_reference = None
+        np.save(host_subset, np.load(self.layout.outputs(item.id))[: self.count])
+        reference = host_reference = None
         if self.requests.metric.needs_reference and not item.baseline:
+            reference = self._reference
             host_reference = folder / "host-reference.npy"
             np.save(host_reference, np.load(self.layout.reference_outputs)[: self.count])
+        return ScoreRequest(adapter=self.requests.registry.entry(item.artifact.framework).module,
+                            eval_data=str(self.subset), metric=self.requests.metric_request,
+                            outputs=str(folder / "outputs.npy"), reference_outputs=str(reference) if reference else None,
+                            host_outputs=str(host_subset),
+                            host_reference_outputs=str(host_reference) if host_reference else None,
+                            import_paths=(self.requests.manifest.base_dir,))
+
+    def _job(self, item: Item, folder: Path) -> Job:
+        folder.mkdir(parents=True, exist_ok=True)
         request = EmulateRequest(
             adapter=self.requests.registry.entry(item.artifact.framework).module, artifact=item.artifact,
             eval_data=str(self.subset), eval_batch_size=self.requests.manifest.evaluation.batch_size,
-            metric=self.requests.metric_request,
-            reference_outputs=str(self._reference) if self._reference and self.requests.metric.needs_reference
-            and not item.baseline else None,
-            save_outputs=str(folder / "outputs.npy"), host_outputs=str(host_subset),
-            host_reference_outputs=str(host_reference) if host_reference else None,
+            output=self.requests.manifest.evaluation.metric.output, save_outputs=str(folder / "outputs.npy"),
             timing_data=str(self.requests.data.timing), batch_size=self.requests.manifest.measure.batch_size,
-            counted_runs=3, import_paths=(self.requests.manifest.base_dir,))
+            counted_runs=3)
         qemu = plugin_arguments(self.env.plugin(), folder / "plugin.log", FIRST_MARK)
         limits = self.requests.limits
         # emulation runs ~100-300x slower than native: a hang is told apart by CPU progress, not wall time
@@ -148,13 +185,13 @@ class TargetEmulator:
         return Job(request, str(folder), limits, environment=(("EDGEOPT_QEMU_ARGS", qemu),))
 
     def _key(self, item: Item) -> str:
-        reference = None
-        if self.requests.metric.needs_reference and not item.baseline and self._reference is not None:
-            reference = path_digest(self._reference)
-        return make_key("emulate", model=self.keys.model_key(item.artifact), subset=self.subset_digest,
-                        env=self.env_key, core=self.core.model_dump(mode="json"), baseline=item.baseline,
-                        metric=self.requests.manifest.evaluation.metric.model_dump(mode="json"), reference=reference,
-                        host=path_digest(self.layout.outputs(item.id)), hooks=self.keys.hooks())
+        # what runs under emulation: the model on one thread, so candidates differing only in threads share it
+        runtime = self.requests.registry.adapter(item.artifact.framework).runtime
+        return make_key("emulate", model=self.keys.model_key(runtime.with_threads(item.artifact, 1)),
+                        subset=self.subset_digest,
+                        env=self.env_key, core=self.core.model_dump(mode="json"),
+                        output=self.requests.manifest.evaluation.metric.output,
+                        batch=self.requests.manifest.evaluation.batch_size)
 
 
 RUNTIME_FAMILY = {"gguf": "llama.cpp"}  # the calibration's runtime names, where a framework's differs

@@ -74,8 +74,8 @@ class Efficiency:
 
 
 class Calibration:
-    def __init__(self, points: list[Point], catalog: Catalog):
-        self.points, self.catalog = points, catalog
+    def __init__(self, points: list[Point], catalog: Catalog, counts: dict | None = None):
+        self.points, self.catalog, self.counts = points, catalog, counts or {}
 
     def ideal_ms(self, point: Point) -> float:
         target = self.catalog.resolve(point.target)
@@ -114,6 +114,46 @@ class Calibration:
                                   f"{len(members)} published point(s) of {basis}")
         return None
 
+    def cpu_factors(self, core) -> dict | None:
+        """The instruction-count estimator's scale, fitted on the published ONNX Runtime points whose model was
+        counted on its board's core (targets/calibration/counts.yaml), and its leave-one-out error."""
+        pairs = self.count_pairs()
+        if not pairs:
+            return None
+        ratios = [published / estimated for _, published, estimated in pairs]
+        scale = math.exp(statistics.fmean(math.log(r) for r in ratios))
+        errors = [abs(e) for e in self.count_errors(pairs)]
+        where = ", ".join(point.id for point, _, _ in pairs)
+        return {"scale": scale, "error": statistics.median(errors) if errors else None,
+                "calibration": f"scale {scale:.2f} fitted on {len(pairs)} published ONNX Runtime point(s) ({where})"
+                               + (f", ±{statistics.median(errors):.0%} leave-one-out" if errors else "")}
+
+    def count_pairs(self) -> list[tuple[Point, float, float]]:
+        """(point, published ms, uncalibrated instruction-count estimate ms) for every published ONNX Runtime
+        point whose model was counted on its board's core."""
+        runs = self.counts.get("runs", []) if self.counts else []
+        pairs = []
+        for point in self.fitted:
+            if point.runtime != "onnxruntime" or point.engine != "cpu":
+                continue
+            target = self.catalog.resolve(point.target).id
+            for run in runs:
+                if (run["model"].replace("_", "") == point.model.replace("-", "").replace("_", "")
+                        and self.catalog.resolve(run["target"]).id == target and run["variant"] == point.precision):
+                    pairs.append((point, point.latency_ms, run["estimate_ms_all_cores"]))
+        return pairs
+
+    @staticmethod
+    def count_errors(pairs) -> list[float]:
+        """Leave-one-out: each point's estimate scaled by the others' fitted scale."""
+        errors = []
+        for i, (_, published, estimated) in enumerate(pairs):
+            others = [p / e for j, (_, p, e) in enumerate(pairs) if j != i]
+            if others:
+                scale = math.exp(statistics.fmean(math.log(r) for r in others))
+                errors.append(estimated * scale / published - 1)
+        return errors
+
     def summary(self) -> dict:
         rows = [r for r in self.leave_one_out() if r.error is not None and r.point.trust != "low"]
         errors = [abs(r.error) for r in rows]
@@ -125,8 +165,11 @@ class Calibration:
 
 
 def load_calibration(catalog: Catalog, path: Path | None = None) -> Calibration:
-    path = path or data_dir("targets") / "calibration" / "points.yaml"
-    return Calibration(validate_model(CalibrationFile, load_yaml(path), str(path)).points, catalog)
+    folder = path.parent if path else data_dir("targets") / "calibration"
+    path = path or folder / "points.yaml"
+    counts_file = folder / "counts.yaml"
+    counts = load_yaml(counts_file) if counts_file.exists() else None
+    return Calibration(validate_model(CalibrationFile, load_yaml(path), str(path)).points, catalog, counts)
 
 
 def render(calibration: Calibration, target_id: str | None = None) -> str:
@@ -146,4 +189,12 @@ def render(calibration: Calibration, target_id: str | None = None) -> str:
     lines.append(f"all {overall['predicted']} fitted points: median |error| {overall['median_abs_error']:.0%}, "
                  f"worst {overall['worst_abs_error']:.0%} (leave-one-out: each point estimated from the others of "
                  "its class; low-trust points are shown, not fitted or counted)")
+    pairs = calibration.count_pairs()
+    if pairs:
+        lines.append("\ninstruction-count estimator (ONNX Runtime's aarch64 build counted under qemu as the board's core; "
+                     "targets/calibration/counts.yaml):")
+        for (point, published, estimated), error in zip(pairs, calibration.count_errors(pairs)):
+            loo = published * (1 + error)
+            lines.append(f"{point.id:34} {'uncalibrated ' + format(estimated, '.1f') + ' ms':28} {published:12.2f} "
+                         f"{loo:11.2f} {error:+7.0%}")
     return "\n".join(lines)

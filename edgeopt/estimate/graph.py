@@ -62,6 +62,10 @@ def onnx_cost(path: str | Path, input_shapes: dict[str, tuple[int, ...]]) -> Gra
             for dim, size in zip(dims, input_shapes[value.name]):
                 dim.ClearField("dim_param")
                 dim.dim_value = int(size)
+    # what an earlier tool recorded about intermediate tensors may contradict its own rewrite (fp16 converters):
+    # shapes are inferred afresh from the inputs
+    model.graph.ClearField("value_info")
+    _topological(model.graph)  # some converters append the casts they insert after the nodes that read them
     inferred = shape_inference.infer_shapes(model, data_prop=True).graph
     shapes, types = {}, {}
     for value in (*inferred.input, *inferred.value_info, *inferred.output):
@@ -100,6 +104,23 @@ def onnx_cost(path: str | Path, input_shapes: dict[str, tuple[int, ...]]) -> Gra
             moved = 0  # constant folding turns weight dequantization into int8 weights read by the consumer
         nodes.append(NodeCost(node.op_type, macs, 0 if macs else size(out), moved, precision))
     return GraphCost(tuple(nodes))
+
+
+def _topological(graph) -> None:
+    known = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(i in known for i in n.input)]
+        if not ready:  # a cycle or a dangling input: keep the rest as it was
+            ordered += pending
+            break
+        for node in ready:
+            ordered.append(node)
+            known.update(node.output)
+        placed = {id(n) for n in ready}
+        pending = [n for n in pending if id(n) not in placed]
+    del graph.node[:]
+    graph.node.extend(ordered)
 
 
 def _macs(node, shapes: dict, size) -> int:

@@ -26,13 +26,16 @@ def graph_accuracy(session: GraphSession, request: AccuracyRequest) -> dict:
     return metric_named(request.metric.name).evaluate(request.metric.model_dump(), outputs, labels, reference)
 
 
-def host_accuracy(request) -> dict:
-    """The metric on the host's outputs of the same samples, judged the same way (against the host's
-    baseline outputs where the metric compares with the baseline)."""
+def score_outputs(request) -> tuple[dict, dict]:
+    """The metric on a target's outputs and on the host's outputs of the same samples, each judged against
+    its own side's baseline outputs where the metric compares with the baseline."""
     _, labels = load_arrays(request.eval_data)
-    outputs = np.load(request.host_outputs)
-    reference = np.load(request.host_reference_outputs) if request.host_reference_outputs else None
-    return metric_named(request.metric.name).evaluate(request.metric.model_dump(), outputs, labels, reference)
+    spec, metric = request.metric.model_dump(), metric_named(request.metric.name)
+
+    def judged(outputs: str, reference: str | None) -> dict:
+        return metric.evaluate(spec, np.load(outputs), labels, np.load(reference) if reference else None)
+
+    return judged(request.outputs, request.reference_outputs), judged(request.host_outputs, request.host_reference_outputs)
 
 
 def agreement(emulated_path: str, host_path: str) -> dict:

@@ -45,7 +45,7 @@ def counted(env, core_name: str, model: Path, data: Path, work: Path):
     from edgeopt.estimate.cores import load_cores
     from edgeopt.estimate.counts import plugin_arguments, read_counts
     from edgeopt.estimate.marks import FIRST_MARK
-    from edgeopt.protocol import EmulateRequest, EmulateResult, MetricRequest
+    from edgeopt.protocol import EmulateRequest, EmulateResult
     from edgeopt.runners import Job, Limits
     from edgeopt.runners.child import run_child
 
@@ -53,7 +53,7 @@ def counted(env, core_name: str, model: Path, data: Path, work: Path):
     work.mkdir(parents=True)
     request = EmulateRequest(adapter="edgeopt.frameworks.onnxruntime", eval_data=str(data), timing_data=str(data),
                              artifact=ModelArtifact(path=str(model), framework="onnxruntime"), batch_size=BATCH,
-                             metric=MetricRequest(name="top1"), save_outputs=str(work / "outputs.npy"))
+                             save_outputs=str(work / "outputs.npy"))
     log = work / "plugin.log"
     job = Job(request, str(work), Limits(timeout_s=600, stall_s=120),
               environment=(("EDGEOPT_QEMU_ARGS", plugin_arguments(env.plugin(), log, FIRST_MARK)),))
