@@ -140,6 +140,12 @@ def build(manifest_path: str | Path, options: BuildOptions = BuildOptions()) -> 
     report = build_report(result, context.host.cpu_model, deployment_notes(manifest))
     report_path = write_report(report, result.out_dir)
     html_path = write_html_report(report, result.out_dir)
+    if result.baseline.status != "ok":
+        from edgeopt.errors import BaselineFailed
+
+        raise BaselineFailed(f"the baseline (the source model as given, run by {the_plan.baseline_framework}) could "
+                             f"not be measured, so no candidate was: {result.baseline.error} — fix the model, its "
+                             f"data or the environment (details: {report_path})")
     archive = None
     if options.package and result.selected:
         archive = write_package(report, result.out_dir, context.registry, artifact=result.artifacts[result.selected.id])

@@ -129,6 +129,11 @@ class PlanError(UsageError):
     """The manifest and target admit no runnable pipeline."""
 
 
+class BaselineFailed(UsageError):
+    """The source model, as given, could not be measured: the build stops instead of running every candidate
+    into the same error."""
+
+
 class PassFailed(EdgeoptError):
     """A pass or a measurement failed for one candidate; recorded, never fatal to the build."""
 

@@ -66,6 +66,11 @@ class Scheduler:
         self.pending = [s for s in self.pending if s not in batch]
         return batch
 
+    def stop(self, reason: str) -> None:
+        """Nothing more is worth running (the baseline failed: every candidate would fail the same way)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
     def batch_done(self, passing: CandidateRecord | None) -> None:
         """Told after each batch, with a candidate whose every gate passed (final verdicts), if any."""
         if self.spec.strategy == "cheap-first" and self.stop_reason is None and passing is not None and self.pending:

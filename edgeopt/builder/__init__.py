@@ -78,9 +78,11 @@ class Builder:
             if self.plan.baseline == "source":
                 self.progress.step("baseline", "measuring", "the source model")
                 self._measure([Made("baseline", source)])
-            while batch := scheduler.next_batch(self.ledger.produced, lambda fw: self.ledger.leader(fw) is not None):
+            while (self._baseline_ok(scheduler)
+                   and (batch := scheduler.next_batch(self.ledger.produced, lambda fw: self.ledger.leader(fw) is not None))):
                 self._run(batch)
                 scheduler.batch_done(self.ledger.first_passing())
+            self._baseline_ok(scheduler)
         finally:
             self.measurer.close()
         self.ledger.close_baseline(self.measurer.baseline)
@@ -127,6 +129,15 @@ class Builder:
         self.ledger = Ledger(self.plan.gates, self.metric, m.prefer, self.plan.provenance, m.measure.batch_size,
                              min_intervals, lambda artifact: model_identity(artifact, self.registry),
                              m.measure.speedup_margin, sources)
+
+    def _baseline_ok(self, scheduler: Scheduler) -> bool:
+        """A failed baseline stops the search: every candidate is compared with it, and would fail the same way."""
+        baseline = self.ledger.baseline
+        if baseline is not None and baseline.status != "ok":
+            scheduler.stop(f"the baseline could not be measured ({baseline.error})")
+            scheduler.next_batch(self.ledger.produced, lambda fw: False)  # records the rest as not evaluated
+            return False
+        return True
 
     def _run(self, batch: list[Step]) -> None:
         made, not_made = self.passes.run(batch, self._input_for)

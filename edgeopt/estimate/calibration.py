@@ -193,8 +193,11 @@ def render(calibration: Calibration, target_id: str | None = None) -> str:
     if pairs:
         lines.append("\ninstruction-count estimator (ONNX Runtime's aarch64 build counted under qemu as the board's core; "
                      "targets/calibration/counts.yaml):")
+        lines.append(f"{'point':34} {'uncalibrated estimate':28} {'published ms':>12} {'estimate ms':>11} {'error':>7}")
         for (point, published, estimated), error in zip(pairs, calibration.count_errors(pairs)):
             loo = published * (1 + error)
-            lines.append(f"{point.id:34} {'uncalibrated ' + format(estimated, '.1f') + ' ms':28} {published:12.2f} "
-                         f"{loo:11.2f} {error:+7.0%}")
+            raw = f"{estimated:.1f} ms ({estimated / published - 1:+.0%})"
+            lines.append(f"{point.id:34} {raw:28} {published:12.2f} {loo:11.2f} {error:+7.0%}")
+        lines.append("(the estimate column is leave-one-out: scaled by the other points' fit; with two points each is "
+                     "predicted from the other board's)")
     return "\n".join(lines)

@@ -96,7 +96,7 @@ def test_a_board_without_the_runtime_gets_the_install_command(cli, mlp_project, 
     manifest = mlp_project(search={"frameworks": ["onnxruntime"], "max_candidates": 1},
                            measure={"emulated_samples": 0, "rounds": 2})
     result = build(cli, manifest, tmp_path / "out", f"{url}&python={bare}")
-    assert result.status == ExitStatus.GATES_FAILED
+    assert result.status == ExitStatus.USAGE and "pip install onnxruntime numpy" in result.stderr
     baseline = json.loads((tmp_path / "out" / "report.json").read_text())["baseline"]
     assert baseline["status"] == "failed" and "the board has no onnxruntime" in baseline["error_detail"]
     assert "pip install onnxruntime numpy" in baseline["error_detail"]
@@ -128,7 +128,7 @@ def test_an_unreachable_board_fails_each_candidate_with_the_reason(cli, mlp_proj
     manifest = mlp_project(search={"frameworks": ["onnxruntime"], "max_candidates": 1},
                            measure={"emulated_samples": 0, "rounds": 2})
     result = build(cli, manifest, tmp_path / "out", url.replace(f":{port}", f":{closed}"))
-    assert result.status == ExitStatus.GATES_FAILED
+    assert result.status == ExitStatus.USAGE and "cannot reach the device" in result.stderr
     baseline = json.loads((tmp_path / "out" / "report.json").read_text())["baseline"]
     assert baseline["status"] == "failed" and "cannot reach the device" in baseline["error"]
     assert "Connection refused" in baseline["error_detail"]

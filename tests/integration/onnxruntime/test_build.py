@@ -83,12 +83,15 @@ def test_a_failing_pass_is_recorded_and_the_build_goes_on(cli, mlp_project, tmp_
     assert by_id["int8-dynamic"]["status"] == "ok"
 
 
-def test_a_hanging_step_times_out_and_is_recorded(cli, mlp_project, tmp_path):
-    manifest = mlp_project(measure={"timeout_s": 0.05})
+def test_a_baseline_that_cannot_run_stops_the_build_early_and_says_why(cli, mlp_project, tmp_path):
+    manifest = mlp_project(measure={"timeout_s": 0.05})  # every worker times out, the baseline's first
     result = cli("build", str(manifest), "--out", str(tmp_path / "out"), "--quiet")
-    assert result.status == ExitStatus.GATES_FAILED
-    report = report_of(tmp_path / "out")
+    assert result.status == ExitStatus.USAGE
+    assert "the baseline" in result.stderr and "timed out" in result.stderr and "report.json" in result.stderr
+    report = report_of(tmp_path / "out")  # written all the same, for the details
     assert "timed out" in report["baseline"]["error"]
+    assert all(c["status"] == "skipped" and "the baseline could not be measured" in c["error"]
+               for c in report["candidates"]), [(c["id"], c["error"]) for c in report["candidates"]]
 
 
 def test_building_for_another_device_labels_figures_measured_host(cli, mlp_project, tmp_path):
