@@ -73,11 +73,16 @@ class Interference:
     load_average: float | None
 
 
+# /proc/stat counts in clock ticks (10 ms): over a shorter window one tick of anyone else's work reads as a
+# core kept busy, so the machine's load is not judged on windows shorter than this
+LOAD_RESOLUTION_S = 0.2
+
+
 def between(before: Snapshot, after: Snapshot) -> Interference:
     wall = max(after.wall - before.wall, 1e-9)
     cpu = after.cpu - before.cpu
     other = steal_share = None
-    if before.machine_busy_s is not None and after.machine_busy_s is not None:
+    if before.machine_busy_s is not None and after.machine_busy_s is not None and wall >= LOAD_RESOLUTION_S:
         # the machine's busy time minus ours is what everything else ran while we were timing
         other = max(0.0, (after.machine_busy_s - before.machine_busy_s) - cpu) / wall
         total = after.machine_total_s - before.machine_total_s
