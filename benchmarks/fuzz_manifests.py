@@ -211,7 +211,9 @@ FIXTURES = ["@manifest", "@bytes", "@json", "@folder", "@missing", "@tar", "@bad
 # Known issues outside the files this fuzzing was written with (exit 3 instead of 2 or 5):
 #  - edgeopt/report.py load_report reads with read_text(): a report that is not UTF-8 raises UnicodeDecodeError;
 #  - edgeopt/package.py verify_package takes edgeopt-artifact.json for a JSON object with a `files` mapping.
-KNOWN_ISSUES = {"gate": ["@manifest", "@bytes", "@tar", "@badtar"], "verify": ["@badtar"]}
+# inputs a command is known to mishandle, left out with --skip-known-issues (none since report.load_report and
+# verify_package refuse non-UTF-8 reports and non-object descriptors)
+KNOWN_ISSUES: dict[str, list[str]] = {}
 
 
 @st.composite
