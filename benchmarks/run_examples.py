@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def timed_build(example: Path, out: Path, cache: Path, *extra: str) -> tuple[float, int]:
     started = time.perf_counter()
     completed = subprocess.run([sys.executable, "-m", "edgeopt", "build", str(example / "manifest.yaml"),
-                                "--out", str(out), "--quiet", *extra], capture_output=True, text=True,
+                                "--out", str(out), "--quiet", *extra], check=False, capture_output=True, text=True,
                                env={**os.environ, "EDGEOPT_CACHE_DIR": str(cache)})
     seconds = time.perf_counter() - started
     if completed.returncode not in (0, 1):
@@ -58,7 +58,8 @@ def run_example(name: str, work: Path, extra: list[str]) -> dict:
         "metric": report["plan"]["metric"],
         "baseline": {"framework": report["baseline"]["framework"], "precision": report["baseline"]["precision"],
                      "p50_ms": baseline["latency_ms"]["p50"], "peak_rss_mb": baseline["peak_rss_mb"],
-                     "size_mb": baseline["size_mb"], "score": baseline["accuracy"]["score"], "llm": baseline.get("llm")},
+                     "size_mb": baseline["size_mb"], "score": baseline["accuracy"]["score"], "llm": baseline.get("llm"),
+                     "target": _target(report["baseline"])},
         "selected": report["selected"],
         "candidates": [
             {
@@ -70,6 +71,10 @@ def run_example(name: str, work: Path, extra: list[str]) -> dict:
                 "score": ((c["metrics"] or {}).get("accuracy") or {}).get("score"),
                 "llm": (c["metrics"] or {}).get("llm"),
                 "speedup": c["ratios"].get("speedup"),
+                "speedup_ci": c["ratios"].get("speedup_ci"),
+                "verdicts": {name: g["verdict"] for name, g in c["gates"].items()},
+                "gate_sources": {name: g.get("provenance") for name, g in c["gates"].items()},
+                "target": _target(c),
                 "peak_rss_cut": c["ratios"].get("peak_rss_cut"),
                 "size_cut": c["ratios"].get("size_cut"),
                 "accuracy_retained": c["ratios"].get("accuracy_retained"),
@@ -78,6 +83,19 @@ def run_example(name: str, work: Path, extra: list[str]) -> dict:
             for c in report["candidates"]
         ],
     }
+
+
+def _target(c: dict) -> dict | None:
+    """The candidate's figures for the target device, each with where it came from."""
+    target = (c.get("metrics") or {}).get("target")
+    if not target:
+        return None
+    latency, accuracy = target.get("latency_ms") or {}, target.get("accuracy") or {}
+    return {"latency_ms": latency.get("value"), "latency_provenance": latency.get("provenance"),
+            "latency_band": latency.get("interval"), "score": accuracy.get("value"),
+            "score_provenance": accuracy.get("provenance"), "outputs_differ": target.get("outputs_differ"),
+            "instructions": target.get("instructions"), "speedup": (c.get("target_ratios") or {}).get("speedup"),
+            "retained": (c.get("target_ratios") or {}).get("accuracy_retained")}
 
 
 def main() -> None:

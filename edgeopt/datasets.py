@@ -33,11 +33,11 @@ class Dataset:
     def __len__(self) -> int:
         return len(next(iter(self.inputs.values())))
 
-    def head(self, count: int) -> "Dataset":
+    def head(self, count: int) -> Dataset:
         return Dataset({k: v[:count] for k, v in self.inputs.items()},
                        None if self.labels is None else self.labels[:count])
 
-    def tail(self, count: int) -> "Dataset":
+    def tail(self, count: int) -> Dataset:
         return Dataset({k: v[-count:] for k, v in self.inputs.items()},
                        None if self.labels is None else self.labels[-count:])
 

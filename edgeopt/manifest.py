@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -95,7 +95,7 @@ class HookData(_DataSource):
 
 
 DataSource = Annotated[
-    Union[NpzData, NpyData, ImageFolderData, TextLinesData, HookData], Field(discriminator="type")
+    NpzData | NpyData | ImageFolderData | TextLinesData | HookData, Field(discriminator="type")
 ]
 
 MetricName = Literal[tuple(METRICS)]  # the metric registry is the one list

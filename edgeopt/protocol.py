@@ -11,7 +11,7 @@ another machine. A response says which of four things happened:
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -134,8 +134,8 @@ class ScoreRequest(_Request):
     host_reference_outputs: str | None = Field(default=None, description="the baseline's, on the host")
 
 
-Request = Annotated[Union[PassRequest, AccuracyRequest, TimingRequest, DiagnoseRequest, EmulateRequest,
-                          ScoreRequest], Field(discriminator="op")]
+Request = Annotated[PassRequest | AccuracyRequest | TimingRequest | DiagnoseRequest | EmulateRequest | ScoreRequest,
+                    Field(discriminator="op")]
 
 
 class RequestEnvelope(_Message):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Mapping
+from collections.abc import Mapping
 
 from edgeopt.errors import PlanError, closest
 from edgeopt.frameworks.base import Availability, FrameworkAdapter

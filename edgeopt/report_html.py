@@ -156,7 +156,7 @@ def _target_cells(record: CandidateRecord) -> str:
              (f"{accuracy.value:.4f} {_badge(accuracy.provenance)}" + (' <span class="badge fail" title="the target\'s '
               'outputs differ from the host\'s beyond fp32 rounding">differs</span>' if target.outputs_differ else ""))
              if accuracy else "–"]
-    return "".join(f'<td title="{escape((latency.source if i == 0 and latency else accuracy.source if i == 2 and accuracy else ""))}">{c}</td>'
+    return "".join(f'<td title="{escape(latency.source if i == 0 and latency else accuracy.source if i == 2 and accuracy else "")}">{c}</td>'
                    for i, c in enumerate(cells))
 
 

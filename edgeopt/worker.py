@@ -12,6 +12,7 @@ comes back as status "internal".
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -39,19 +40,23 @@ def serve(reply_fd: int) -> None:
             if not line.strip():
                 continue
             if session is None:
-                holder = {}
-
-                def open_session():
-                    holder["session"] = TimingSession(TimingRequest.model_validate_json(line))
-                    return holder["session"].info
-
-                response = respond(open_session)
-                session = holder.get("session")
+                opened: list[TimingSession] = []
+                response = respond(functools.partial(_open_session, line, opened))
+                session = opened[0] if opened else None
             else:
-                response = respond(lambda: session.window(WindowRequest.model_validate_json(line)))
+                response = respond(functools.partial(_timed_window, session, line))
             reply.write(response.model_dump_json() + "\n")
             if response.status != "ok" and session is None:
                 return
+
+
+def _open_session(line: str, opened: list[TimingSession]):
+    opened.append(TimingSession(TimingRequest.model_validate_json(line)))
+    return opened[0].info
+
+
+def _timed_window(session: TimingSession, line: str):
+    return session.window(WindowRequest.model_validate_json(line))
 
 
 def _write_atomically(path: Path, response: Response) -> None:

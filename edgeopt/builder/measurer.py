@@ -57,7 +57,7 @@ class Timed:
                 "interference_kept": self.interference_kept}
 
     @classmethod
-    def from_json(cls, data: dict, cached: bool = True) -> "Timed":
+    def from_json(cls, data: dict, cached: bool = True) -> Timed:
         return cls(info=SessionInfo.model_validate(data["info"]) if data.get("info") else None,
                    windows={k: WindowResult.model_validate(w) for k, w in data["windows"].items()},
                    baseline_windows={k: WindowResult.model_validate(w) for k, w in data["baseline_windows"].items()},

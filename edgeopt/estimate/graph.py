@@ -44,7 +44,7 @@ class GraphCost:
         return [[n.op, n.macs, n.elements, n.bytes, n.precision] for n in self.nodes]
 
     @classmethod
-    def from_pairs(cls, pairs: list[list]) -> "GraphCost":
+    def from_pairs(cls, pairs: list[list]) -> GraphCost:
         return cls(tuple(NodeCost(*p) for p in pairs))
 
 

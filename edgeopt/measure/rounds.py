@@ -39,7 +39,7 @@ class WindowPlan:
     later: WindowRequest
 
     @classmethod
-    def from_measure(cls, spec, rounds: int) -> "WindowPlan":
+    def from_measure(cls, spec, rounds: int) -> WindowPlan:
         min_runs = max(3, math.ceil(spec.min_runs / rounds))
         max_runs = max(min_runs, math.ceil(spec.max_runs / rounds))
         budget = spec.time_budget_s / rounds
