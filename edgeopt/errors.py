@@ -15,7 +15,7 @@ class ExitStatus(enum.IntEnum):
     GATES_FAILED = 1  # the build ran, but no candidate passed every gate
     USAGE = 2  # bad manifest, bad flag, unknown target
     INTERNAL = 3  # a bug or an unexpected failure in edgeopt itself
-    ENVIRONMENT = 4  # a framework the plan needs is not installed
+    ENVIRONMENT = 4  # this machine lacks what the build needs: a framework, the aarch64 environment, disk space
     VERIFY_FAILED = 5  # a package archive is corrupt, unsafe, or its model does not run
 
 
@@ -150,7 +150,10 @@ class ModelRejected(UsageError):
 
 
 class CacheDiskFull(EdgeoptError):
-    """The disk holding the build cache filled up while an entry was written; nothing was kept."""
+    """The disk holding the build cache filled up while an entry was written; nothing was kept. Not a bug in
+    edgeopt: the machine lacks room, like a missing framework."""
+
+    exit_status = ExitStatus.ENVIRONMENT
 
     def __init__(self, cache_dir: str, detail: str = ""):
         super().__init__(

@@ -184,9 +184,9 @@ def render(calibration: Calibration, target_id: str | None = None) -> str:
         lines.append(f"{p.id:34} {cls:28} {p.latency_ms:12.2f} {estimate} {error}  {p.source[:70]}{trust}")
     shown = [abs(r.error) for r in rows if r.error is not None and r.point.trust != "low"]
     overall = calibration.summary()
-    if shown:
+    if shown and target_id is not None:  # one target's points, then all of them
         lines.append(f"\nthese {len(shown)} points: median |error| {statistics.median(shown):.0%}, worst {max(shown):.0%}")
-    lines.append(f"all {overall['predicted']} fitted points: median |error| {overall['median_abs_error']:.0%}, "
+    lines.append(f"{'' if target_id is not None else chr(10)}all {overall['predicted']} fitted points: median |error| {overall['median_abs_error']:.0%}, "
                  f"worst {overall['worst_abs_error']:.0%} (leave-one-out: each point estimated from the others of "
                  "its class; low-trust points are shown, not fitted or counted)")
     pairs = calibration.count_pairs()
