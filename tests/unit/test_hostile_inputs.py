@@ -8,7 +8,6 @@ import io
 import json
 import sys
 import tarfile
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -54,16 +53,16 @@ def refused(path: Path) -> ManifestError:
 
 
 # -- alias bombs and bounds ---------------------------------------------------------------------------------
-def test_a_nine_line_alias_bomb_is_refused_in_milliseconds_and_little_memory(tmp_path):
+def test_a_nine_line_alias_bomb_is_refused_before_it_expands(tmp_path):
     path = write(tmp_path, BOMB)
     load_manifest(write(tmp_path, VALID, "warm.yaml"))  # imports, once
     tracemalloc.start()
-    started = time.perf_counter()
     error = refused(path)
-    seconds = time.perf_counter() - started
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert seconds < 0.2 and peak < 5 * 2**20, (seconds, peak)
+    # expanded, it is a billion values (2 GB and 20 s measured before the fix); refused from the events, the
+    # allocations stay those of reading nine lines (the time is benchmarks/fuzz_manifests.py's to check)
+    assert peak < 5 * 2**20, peak
     assert "alias bomb" in str(error) and str(path) in str(error)
 
 
@@ -190,9 +189,7 @@ def test_one_problem_renders_on_one_line_as_before():
 
 
 def test_thousands_of_errors_are_counted_not_listed(tmp_path):
-    started = time.perf_counter()
     error = refused(write(tmp_path, "inputs: [" + ", ".join(["1"] * 19_000) + "]\n"))
-    assert time.perf_counter() - started < 1.0
     assert str(error).startswith(f"{tmp_path / 'manifest.yaml'}: 19,003 problems:") and len(str(error)) < 2000
 
 
@@ -288,14 +285,12 @@ def _fuzz_module():
 
 @pytest.mark.parametrize("cases, share", [(1500, 1.0), (700, 0.0)], ids=["manifests", "command-lines"])
 def test_fuzzed_manifests_and_command_lines_never_crash(tmp_path, cases, share):
-    """2,200 generated cases (about 15 s): no traceback, a documented exit status, a bounded message, under
-    1 s each (a case over 1 s is timed again once: a busy machine is not a finding)."""
+    """2,200 generated cases (about 15 s): no traceback, a documented exit status, a bounded message. The
+    time per case is the benchmark's to judge (benchmarks/fuzz_manifests.py), not a test's on a shared CI."""
     fuzz = _fuzz_module()
+    fuzz.CASE_LIMIT_S = float("inf")
 
     def fail(outcome, content):
-        # a busy machine: time it once more (a manifest case's file still holds its content)
-        if outcome.problems == [f"took {outcome.seconds:.2f} s"] and not fuzz.run(outcome.argv).problems:
-            return
         raise AssertionError(f"{outcome.problems}: edgeopt {' '.join(outcome.argv)}\n"
                              f"manifest: {(content or b'')[:300]!r}\nstderr: {outcome.stderr[-800:]}")
 

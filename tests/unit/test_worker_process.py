@@ -1,5 +1,7 @@
 """The child-process runner against real child processes (and fake interpreters that misbehave)."""
 
+import sys
+
 import pytest
 
 from edgeopt.protocol import PassRequest
@@ -60,7 +62,7 @@ def test_a_worker_that_sleeps_without_cpu_is_stopped_as_stalled(tmp_path):
 
 
 def test_a_worker_over_its_memory_limit_is_stopped_as_out_of_memory(tmp_path):
-    grower = fake_interpreter(tmp_path, "exec python3 -c \"import time; b = bytearray(400 << 20); time.sleep(30)\"")
+    grower = fake_interpreter(tmp_path, f"exec {sys.executable} -c \"import time; b = bytearray(400 << 20); time.sleep(30)\"")
     outcome = run_child(pass_job(tmp_path, Limits(timeout_s=60, memory_limit_mb=200)), ENV, python=grower)
     assert outcome.status == "failed" and "out of memory" in outcome.error and "200 MB" in outcome.error
 

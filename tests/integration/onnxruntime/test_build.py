@@ -119,6 +119,7 @@ def test_a_bug_in_the_worker_is_exit_3_not_a_failed_gate(cli, mlp_project, tmp_p
                  environ={"PYTHONPATH": str(broken)})
     assert result.status == ExitStatus.INTERNAL, result.stderr
     assert "internal error" in result.stderr and "deliberately broken worker" in result.stderr
+    assert "(traceback: " in result.stderr, result.stderr
     traceback_file = result.stderr.split("(traceback: ")[1].split(")")[0]
     assert "_broken" in Path(traceback_file).read_text()
     assert "Traceback" not in result.stderr
