@@ -205,7 +205,8 @@ class RooflineEstimator:
 
     def __init__(self, target: Target, calibration, data: BuildData, baseline_onnx: Callable[[], ModelArtifact | None]):
         self.target, self.calibration = target, calibration
-        self.timing_shapes = {k: v.shape for k, v in load_arrays(data.timing)[0].items()}
+        self._timing_data = data.timing  # arrays for graph models; a language model's is its text file
+        self._timing_shapes: dict | None = None
         self._baseline_onnx = baseline_onnx
         self._costs: dict[str, object] = {}
 
@@ -240,6 +241,12 @@ class RooflineEstimator:
         source = f"roofline on {self.target.id}'s published peaks: {work}; {basis}"
         return Figure(value=value, unit="ms", provenance="estimated", source=source, interval=band)
 
+    def timing_shapes(self) -> dict:
+        """The shapes the graph's cost is computed at: the timed batch's, read when a graph is first costed."""
+        if self._timing_shapes is None:
+            self._timing_shapes = {k: v.shape for k, v in load_arrays(self._timing_data)[0].items()}
+        return self._timing_shapes
+
     def _cost(self, artifact: ModelArtifact):
         """The graph's cost; an OpenVINO IR is costed by the ONNX model it was converted from."""
         from edgeopt.estimate.graph import onnx_cost
@@ -250,7 +257,7 @@ class RooflineEstimator:
         key = onnx_artifact.path
         if key not in self._costs:
             try:
-                self._costs[key] = onnx_cost(onnx_artifact.path, self.timing_shapes)
+                self._costs[key] = onnx_cost(onnx_artifact.path, self.timing_shapes())
             except Exception:  # noqa: BLE001 - a graph shape inference cannot follow: no roofline, said so
                 self._costs[key] = None
         cost = self._costs[key]
