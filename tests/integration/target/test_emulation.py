@@ -94,6 +94,7 @@ def test_a_missing_environment_is_exit_4_with_the_command(cli, mlp_project, tmp_
     assert listed.status == ExitStatus.OK and "aarch64: missing" in listed.stdout
 
 
+@pytest.mark.slow  # ~70 s: every candidate emulated and counted
 def test_a_build_for_an_arm_board_decides_on_the_boards_figures(cli, mlp_project, tmp_path, aarch64_env):
     manifest = mlp_project(search={"frameworks": ["onnxruntime"]})
     result = cli("build", str(manifest), "--target", "rk3566", "--out", str(tmp_path / "out"), "--quiet")
