@@ -57,13 +57,31 @@ Preference = Literal["latency", "memory", "size", "accuracy"]
 
 
 def preference_key(record: CandidateRecord, prefer: Preference):
+    """Smaller is better. Speed and accuracy are ranked on the figures the gates read: the target's where the
+    build has them (a build for a board picks what is fastest there, not here), as ratios to the baseline,
+    which compare across batches timed in different rounds."""
     m = record.metrics
     return {
-        "latency": lambda: m.p50,
+        "latency": lambda: _by_speedup(record),
         "memory": lambda: m.peak_rss_mb,
         "size": lambda: m.size_mb,
-        "accuracy": lambda: -(record.ratios.accuracy_retained or 0.0),
+        "accuracy": lambda: -(decision_ratio(record, "accuracy_retained") or 0.0),
     }[prefer]()
+
+
+def decision_ratio(record: CandidateRecord, name: str) -> float | None:
+    """A ratio to the baseline as decisions read it: on the target's figures when the build has one."""
+    on_target = getattr(record.target_ratios, name) if record.target_ratios is not None else None
+    if on_target is not None:
+        return on_target
+    return getattr(record.ratios, name) if record.ratios is not None else None
+
+
+def _by_speedup(record: CandidateRecord) -> tuple:
+    speedup = decision_ratio(record, "speedup")
+    if speedup is not None:
+        return (0, -speedup)
+    return (1, record.metrics.p50 if record.metrics and record.metrics.p50 is not None else float("inf"))
 
 
 def select(records: list[CandidateRecord], prefer: Preference) -> CandidateRecord | None:

@@ -87,3 +87,18 @@ def test_leader_ignores_speed_gates_but_not_accuracy():
     assert leader(records, "latency").id == "slow-ok"
     failed = CandidateRecord(id="f", framework="f", stage="q", status="failed", provenance="measured-host")
     assert leader([failed], "latency") is None
+
+
+def test_a_build_for_a_board_picks_what_is_fastest_and_most_accurate_there():
+    here = record("fast-here", 1.0).model_copy(update={
+        "ratios": Ratios(speedup=3.0, accuracy_retained=1.0),
+        "target_ratios": Ratios(speedup=1.2, accuracy_retained=0.96)})
+    there = record("fast-there", 2.0).model_copy(update={
+        "ratios": Ratios(speedup=1.5, accuracy_retained=0.97),
+        "target_ratios": Ratios(speedup=2.5, accuracy_retained=0.99)})
+    assert select([here, there], "latency").id == "fast-there"
+    assert leader([here, there], "latency").id == "fast-there"
+    assert select([here, there], "accuracy").id == "fast-there"
+    # a host build ranks by the in-round speedups, not by p50s timed in different rounds
+    host_only = [r.model_copy(update={"target_ratios": None}) for r in (here, there)]
+    assert select(host_only, "latency").id == "fast-here" and select(host_only, "accuracy").id == "fast-here"
