@@ -162,6 +162,8 @@ class Measurer:
             results[item.id] = member.timed
             if not item.baseline and member.timer is not None:
                 members.append(member)
+        if members and self._baseline_item is not None:
+            self._baseline_member()  # its timing came from the cache: it is timed again, beside the new ones
         baseline = self._baseline if self._baseline is not None and self._baseline.timer is not None else None
         solo_baseline = any(item.baseline for item, _ in fresh)
         try:

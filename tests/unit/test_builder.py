@@ -82,6 +82,14 @@ def test_a_rebuild_comes_from_the_cache_with_the_same_figures_and_a_changed_mode
     assert third.cache["hits"]["pass"] == 0 and not any(c.cached.get("pass") for c in third.candidates)
 
 
+def test_candidates_new_to_a_cached_build_are_timed_beside_the_baseline_again(project, tmp_path):
+    cache = tmp_path / "cache"
+    build(project, "a", cache, search={"max_candidates": 2})  # caches the baseline's timing and two candidates
+    grown = build(project, "b", cache)
+    fresh = [c for c in grown.candidates if c.status == "ok" and not c.cached["timing"]]
+    assert fresh and all(c.ratios.speedup is not None and c.ratios.speedup_ci for c in fresh)
+
+
 def test_an_adapter_that_breaks_the_contract_stops_the_build_as_an_internal_error(project):
     with pytest.raises(WorkerBug, match="internal error in an edgeopt worker"):
         build(project, module="tests.unit.toy_broken")
