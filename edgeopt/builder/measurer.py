@@ -182,8 +182,10 @@ class Measurer:
                 if member.timer is not None:
                     member.timer.close()
         for item, key in fresh:
-            if results[item.id].error is None:
-                self.cache.put_measurement(key, results[item.id].to_json())
+            timed = results[item.id]
+            # a candidate timed without the baseline beside it has no speedup: measure it again next time
+            if timed.error is None and (item.baseline or timed.baseline_windows):
+                self.cache.put_measurement(key, timed.to_json())
         return results
 
     def _open(self, item: Item) -> _Member:
