@@ -107,18 +107,25 @@ class DeviceTimer:
                     "data": Path(request.timing_data).name, "batch_size": request.batch_size}
             opened = self._ask(spec)
             self.machine = opened.get("machine")
-            self.info = SessionInfo(versions=opened.get("versions", {}), load_s=opened.get("load_s"),
-                                    threads=opened.get("threads"), machine=opened.get("machine"),
-                                    size_mb=sum(p.stat().st_size for p in artifact.all_paths()) / 1e6)
+            try:
+                self.info = SessionInfo(versions=opened.get("versions", {}), load_s=opened.get("load_s"),
+                                        threads=opened.get("threads"), machine=opened.get("machine"),
+                                        size_mb=sum(p.stat().st_size for p in artifact.all_paths()) / 1e6)
+            except ValueError as exc:
+                raise TimingFailed(f"the device's timer described its session in a way edgeopt cannot read: {exc}") \
+                    from None
         except BaseException:
             self.close()
             raise
 
     def window(self, request: WindowRequest) -> WindowResult:
         result = self._ask({"op": "window", **request.model_dump(exclude={"op"})})
-        return WindowResult(samples_ms=tuple(result["samples_ms"]), started=result["started"], wall_s=result["wall_s"],
-                            cpu_s=result["cpu_s"], peak_rss_mb=result.get("peak_rss_mb"),
-                            load_average=result.get("load_average"))
+        try:  # pydantic's ValidationError is a ValueError
+            return WindowResult(samples_ms=tuple(result["samples_ms"]), started=result["started"],
+                                wall_s=result["wall_s"], cpu_s=result["cpu_s"], peak_rss_mb=result.get("peak_rss_mb"),
+                                load_average=result.get("load_average"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TimingFailed(f"the device's timer sent a window edgeopt cannot read: {exc}") from None
 
     def _ask(self, message: dict) -> dict:
         process = self._process
@@ -140,11 +147,18 @@ class DeviceTimer:
             process.kill()
             tail = self.log.read_text(errors="replace").strip().splitlines()[-3:] if self.log.exists() else []
             raise TimingFailed("the device's timer stopped answering" + (f": {' | '.join(tail)}" if tail else ""))
-        answer = json.loads(line)
-        if answer["status"] != "ok":
+        try:  # the board is another machine: what comes back is checked, never trusted
+            answer = json.loads(line)
+            status, result = answer["status"], answer.get("result")
+        except (ValueError, KeyError, TypeError):
+            raise TimingFailed(f"the device's timer answered outside the protocol: {line[:200]!r} (does the "
+                               "board's shell print to stdout on login?)") from None
+        if status != "ok":
             install = f" — on the board: {answer['install']}" if answer.get("install") else ""
-            raise TimingFailed(f"on the device: {answer['error']}{install}")
-        return answer["result"]
+            raise TimingFailed(f"on the device: {answer.get('error', 'unknown error')}{install}")
+        if not isinstance(result, dict):
+            raise TimingFailed(f"the device's timer answered outside the protocol: {line[:200]!r}")
+        return result
 
     def close(self) -> None:
         if self._process is not None and self._process.poll() is None:
