@@ -1,6 +1,7 @@
 """The Ray executor against a real local Ray instance that the test starts and stops."""
 
 import json
+import re
 
 import pytest
 
@@ -43,7 +44,8 @@ def test_a_failing_pass_on_ray_is_recorded_and_the_build_goes_on(local_ray, cli,
     static = by_id["int8-static"]
     assert static["status"] == "failed", static
     # the worker's own error travelled back from the Ray task: the model's input the data does not have
-    assert "'x'" in static["error_detail"] or "not_x" in static["error_detail"], static["error_detail"]
+    # (numpy words it "x is not a file in the archive"; older releases quote the name)
+    assert re.search(r"\bx\b|not_x", static["error_detail"]), static["error_detail"]
     assert by_id["int8-dynamic"]["status"] == "ok"
 
 
