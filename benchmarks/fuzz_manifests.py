@@ -391,12 +391,21 @@ def main_(argv: list[str] | None = None) -> int:
         "case_limit_seconds": CASE_LIMIT_S, "seed": args.seed, "known_issues_included": not args.skip_known_issues,
         "failures": failures,
         "python": sys.version.split()[0], "yaml_libyaml": bool(getattr(yaml, "__with_libyaml__", False)),
+        "machine": _machine(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"{result['cases']} cases in {result['total_seconds']} s; slowest {result['slowest_case_seconds']} s; "
           f"peak RSS {result['max_rss_mb']} MB; {len(failures)} failures → {args.out}")
     return 1 if failures else 0
+
+
+def _machine() -> dict:
+    """Every benchmark result says which CPU it was measured on."""
+    from edgeopt.hostinfo import detect_host
+
+    host = detect_host()
+    return {"cpu": host.cpu_model, "cores": host.cores, "isa": list(host.isa), "ram_gb": host.ram_gb}
 
 
 if __name__ == "__main__":
