@@ -87,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("schema", help="print the manifest's JSON Schema")
 
+    init = commands.add_parser("init", help="write a manifest to start from, from what an ONNX model declares")
+    init.add_argument("model", type=Path)
+    init.add_argument("--out", type=Path, default=Path("manifest.yaml"), help="default: ./manifest.yaml")
+    init.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+
     env = commands.add_parser("env", help="environments edgeopt runs parts of a build in (aarch64 emulation)")
     env_commands = env.add_subparsers(dest="env_command", parser_class=_Parser, required=True)
     create = env_commands.add_parser("create", help="make an environment (aarch64: arm64 userland, runtimes, plugin)")
@@ -132,6 +137,9 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> ExitS
     except KeyboardInterrupt:
         print("edgeopt: interrupted", file=env.stderr)
         return ExitStatus.INTERNAL
+    except BrokenPipeError:  # `edgeopt plan M | head`: the reader left; not an error of edgeopt's
+        _silence_stdout()
+        return ExitStatus.OK
     except Exception as exc:  # noqa: BLE001 - a bug: one line unless asked for more
         if show_traceback:
             traceback.print_exc(file=env.stderr)
@@ -139,8 +147,22 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> ExitS
         return ExitStatus.INTERNAL
 
 
+def _silence_stdout() -> None:
+    """Python flushes stdout again at exit, into the same closed pipe: point it at /dev/null first."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (tests pass their own streams)
+        pass
+
+
 def run() -> None:
-    sys.exit(int(main()))
+    status = main()
+    try:  # what is still buffered goes out now, where a reader that left can be told apart from a bug
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    sys.exit(int(status))
 
 
 def _cmd_plan(args, env: Environment) -> ExitStatus:
@@ -218,6 +240,18 @@ def _cmd_verify(args, env: Environment) -> ExitStatus:
         print(f"runtime: the runtime's aarch64 build under qemu-user ({Path(python).name})", file=env.stdout)
     for line in verify_package(args.archive, python=python):
         print(line, file=env.stdout)
+    return ExitStatus.OK
+
+
+def _cmd_init(args, env: Environment) -> ExitStatus:
+    from edgeopt.starter import starter_manifest
+
+    if args.out.exists() and not args.force:
+        raise UsageError(f"{args.out} exists; pass --force to overwrite it, or --out for another file")
+    text = starter_manifest(args.model, args.out.parent)
+    args.out.write_text(text)
+    print(f"wrote {args.out}: fill in evaluation.data (its TODO says which arrays), then "
+          f"`edgeopt plan {args.out}` and `edgeopt build {args.out}`", file=env.stdout)
     return ExitStatus.OK
 
 
@@ -302,4 +336,4 @@ def _cmd_cache(args, env: Environment) -> ExitStatus:
 
 _COMMANDS = {"build": _cmd_build, "plan": _cmd_plan, "targets": _cmd_targets, "schema": _cmd_schema,
              "gate": _cmd_gate, "package": _cmd_package, "verify": _cmd_verify, "env": _cmd_env,
-             "cache": _cmd_cache}
+             "cache": _cmd_cache, "init": _cmd_init}

@@ -1,35 +1,100 @@
 """The data-file format shared by the build and its workers: one .npz per data set, an array per model
 input (samples first) and, when the data has them, the labels under a reserved name.
 
+Arrays are kept samples first whatever the model wants, so that every cut (head, limit, one sample) is on
+axis 0. How a run of samples becomes the model's feeds is the file's input layout, stored beside the
+arrays: each input's batch axis (a recurrent state `[2, batch, 128]` takes its batch on axis 1; a scalar
+has none) and the inputs that are constants rather than data (`sr: 16000`). `Samples.feed` is the one
+place that turns samples into feeds.
+
 Arrays only (never pickles): a worker under another interpreter, or on another machine, reads the same
 file with numpy alone.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 LABELS_KEY = "__labels__"
+LAYOUT_KEY = "__layout__"
+RESERVED = (LABELS_KEY, LAYOUT_KEY)
 
 
-def save_arrays(path: Path, inputs: dict[str, np.ndarray], labels: np.ndarray | None = None) -> Path:
+@dataclass(frozen=True)
+class InputLayout:
+    """How one model input is fed. `batch_axis` None: the input has no batch axis (a scalar): each feed takes
+    the batch's first sample's value. `value`: a constant fed to every call, never read from the data."""
+
+    batch_axis: int | None = 0
+    value: float | int | list | None = None
+    dtype: str | None = None
+
+    def to_json(self) -> dict:
+        return {"batch_axis": self.batch_axis, "value": self.value, "dtype": self.dtype}
+
+
+@dataclass(frozen=True)
+class Samples:
+    """A data file read back: arrays samples first, labels, and how to feed them to the model."""
+
+    arrays: dict[str, np.ndarray]
+    labels: np.ndarray | None
+    layout: dict[str, InputLayout] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return sample_count(self.arrays)
+
+    def feed(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        """Samples [start, stop) as the model's feeds, constants included, each input's batch on its axis."""
+        feeds = {}
+        for name, array in self.arrays.items():
+            layout = self.layout.get(name, InputLayout())
+            part = array[start:stop]
+            if layout.batch_axis is None:
+                part = np.asarray(part[0])
+            elif layout.batch_axis:
+                part = np.moveaxis(part, 0, layout.batch_axis)
+            feeds[name] = part
+        for name, layout in self.layout.items():
+            if layout.value is not None:
+                feeds[name] = np.asarray(layout.value, dtype=layout.dtype)
+        return feeds
+
+    def batch_axis(self, name: str) -> int | None:
+        return self.layout.get(name, InputLayout()).batch_axis
+
+
+def save_arrays(path: Path, inputs: dict[str, np.ndarray], labels: np.ndarray | None = None,
+                layout: dict[str, InputLayout] | None = None) -> Path:
     arrays = dict(inputs)
     if labels is not None:
         arrays[LABELS_KEY] = labels
+    if layout:
+        arrays[LAYOUT_KEY] = np.asarray(json.dumps({k: v.to_json() for k, v in sorted(layout.items())}))
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **arrays)
     return path
 
 
-def load_arrays(path: str | Path, limit: int | None = None) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """(inputs by name, labels or None), each cut to the first `limit` samples when given."""
+def load_samples(path: str | Path, limit: int | None = None) -> Samples:
     cut = slice(None) if limit is None else slice(0, limit)
     with np.load(path, allow_pickle=False) as data:
-        inputs = {k: data[k][cut] for k in data.files if k != LABELS_KEY}
+        arrays = {k: data[k][cut] for k in data.files if k not in RESERVED}
         labels = data[LABELS_KEY][cut] if LABELS_KEY in data.files else None
-    return inputs, labels
+        layout = ({k: InputLayout(**v) for k, v in json.loads(str(data[LAYOUT_KEY])).items()}
+                  if LAYOUT_KEY in data.files else {})
+    return Samples(arrays, labels, layout)
+
+
+def load_arrays(path: str | Path, limit: int | None = None) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """(inputs by name, labels or None), each cut to the first `limit` samples when given."""
+    samples = load_samples(path, limit)
+    return samples.arrays, samples.labels
 
 
 def sample_count(arrays: dict[str, np.ndarray]) -> int:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from edgeopt.datafiles import LABELS_KEY, save_arrays
+from edgeopt.datafiles import LABELS_KEY, InputLayout, save_arrays
 from edgeopt.errors import ManifestError, MissingDependency
 from edgeopt.manifest import (
     HookData,
@@ -27,19 +28,27 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".pgm", ".pp
 
 @dataclass(frozen=True)
 class Dataset:
+    """Arrays samples first, labels, and how each input is fed (see datafiles.InputLayout)."""
+
     inputs: dict[str, np.ndarray]
     labels: np.ndarray | None
+    layout: dict[str, InputLayout] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(next(iter(self.inputs.values())))
 
     def head(self, count: int) -> Dataset:
-        return Dataset({k: v[:count] for k, v in self.inputs.items()},
-                       None if self.labels is None else self.labels[:count])
+        return replace(self, inputs={k: v[:count] for k, v in self.inputs.items()},
+                       labels=None if self.labels is None else self.labels[:count])
 
     def tail(self, count: int) -> Dataset:
-        return Dataset({k: v[-count:] for k, v in self.inputs.items()},
-                       None if self.labels is None else self.labels[-count:])
+        return replace(self, inputs={k: v[-count:] for k, v in self.inputs.items()},
+                       labels=None if self.labels is None else self.labels[-count:])
+
+    def with_layout(self, layout: dict[str, InputLayout]) -> Dataset:
+        """Constants come from the layout, never from the data: an array of the same name is dropped."""
+        constants = {name for name, item in layout.items() if item.value is not None}
+        return replace(self, inputs={k: v for k, v in self.inputs.items() if k not in constants}, layout=layout)
 
     def digest(self) -> str:
         """Hash of the arrays themselves: .npz files carry write times, so their bytes change every build."""
@@ -49,40 +58,49 @@ class Dataset:
             array = np.ascontiguousarray(arrays[name])
             digest.update(f"{name}:{array.dtype.str}:{array.shape}\n".encode())
             digest.update(array.tobytes() if array.dtype != object else repr(array.tolist()).encode())
+        fed_otherwise = {k: v.to_json() for k, v in sorted(self.layout.items()) if v != InputLayout()}
+        if fed_otherwise:  # the same arrays fed another way are other inputs
+            digest.update(json.dumps(fed_otherwise).encode())
         return digest.hexdigest()
 
     def save(self, path: Path) -> Path:
-        return save_arrays(path, self.inputs, self.labels)
+        return save_arrays(path, self.inputs, self.labels, self.layout)
 
 
-def load_dataset(source, manifest: Manifest, where: str) -> Dataset:
+def load_dataset(source, manifest: Manifest, where: str, model_inputs: list[str] | None = None) -> Dataset:
+    """`model_inputs`: the names the model declares (when known), for sources that feed a single input."""
     loaders = {NpzData: _npz, NpyData: _npy, ImageFolderData: _images, TextLinesData: _text, HookData: _hook}
-    dataset = loaders[type(source)](source, manifest, where)
+    dataset = loaders[type(source)](source, manifest, where, model_inputs)
     if len(dataset) == 0:
         raise ManifestError(manifest.name, where, "the data source yielded no samples")
     return dataset.head(source.limit) if source.limit else dataset
 
 
-def _single_input_name(manifest: Manifest, where: str) -> str:
-    if len(manifest.inputs) == 1:
-        return manifest.inputs[0].name
-    raise ManifestError(manifest.name, f"{where}.type", "this data source feeds one input: list exactly one under `inputs`")
+def _single_input_name(manifest: Manifest, where: str, model_inputs: list[str] | None) -> str:
+    """The one input not given a constant value: the manifest's if it lists inputs, else the model's."""
+    constants = {spec.name for spec in manifest.inputs if spec.value is not None}
+    listed = [spec.name for spec in manifest.inputs if spec.value is None]
+    fed = listed or [name for name in model_inputs or () if name not in constants]
+    if len(fed) == 1:
+        return fed[0]
+    raise ManifestError(manifest.name, f"{where}.type", "this data source feeds one input: list exactly one under "
+                        "`inputs`" + (f" (the model has {', '.join(fed)})" if fed else ""))
 
 
-def _npz(source: NpzData, manifest: Manifest, where: str) -> Dataset:
+def _npz(source: NpzData, manifest: Manifest, where: str, model_inputs: list[str] | None) -> Dataset:
     with np.load(_existing(source.path, manifest, where)) as data:
         labels = data[source.labels_key] if source.labels_key and source.labels_key in data.files else None
         inputs = {k: data[k] for k in data.files if k != source.labels_key}
     return Dataset(inputs, labels)
 
 
-def _npy(source: NpyData, manifest: Manifest, where: str) -> Dataset:
+def _npy(source: NpyData, manifest: Manifest, where: str, model_inputs: list[str] | None) -> Dataset:
     array = np.load(_existing(source.path, manifest, where))
     labels = np.load(_existing(source.labels, manifest, where)) if source.labels else None
-    return Dataset({_single_input_name(manifest, where): array}, labels)
+    return Dataset({_single_input_name(manifest, where, model_inputs): array}, labels)
 
 
-def _images(source: ImageFolderData, manifest: Manifest, where: str) -> Dataset:
+def _images(source: ImageFolderData, manifest: Manifest, where: str, model_inputs: list[str] | None) -> Dataset:
     try:
         from PIL import Image
     except ImportError:
@@ -104,7 +122,7 @@ def _images(source: ImageFolderData, manifest: Manifest, where: str) -> Dataset:
             pixels = np.asarray(image, dtype=np.float32).reshape(height, width, source.channels)
         images.append((pixels.transpose(2, 0, 1) * source.scale - mean) / std)
     labels = np.asarray([label for _, label in files], dtype=np.int64) if classes else None
-    return Dataset({_single_input_name(manifest, where): np.stack(images).astype(np.float32)}, labels)
+    return Dataset({_single_input_name(manifest, where, model_inputs): np.stack(images).astype(np.float32)}, labels)
 
 
 def _spread(items: list, count: int) -> list:
@@ -114,7 +132,7 @@ def _spread(items: list, count: int) -> list:
     return [items[int(i * len(items) / count)] for i in range(count)]
 
 
-def _text(source: TextLinesData, manifest: Manifest, where: str) -> Dataset:
+def _text(source: TextLinesData, manifest: Manifest, where: str, model_inputs: list[str] | None) -> Dataset:
     try:
         from tokenizers import Tokenizer
     except ImportError:
@@ -140,7 +158,7 @@ def _text(source: TextLinesData, manifest: Manifest, where: str) -> Dataset:
     return Dataset(inputs, None)
 
 
-def _hook(source: HookData, manifest: Manifest, where: str) -> Dataset:
+def _hook(source: HookData, manifest: Manifest, where: str, model_inputs: list[str] | None) -> Dataset:
     if manifest.base_dir not in sys.path:
         sys.path.insert(0, manifest.base_dir)
     try:

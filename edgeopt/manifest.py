@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from edgeopt.errors import ManifestError
 from edgeopt.measure.metrics import METRICS
@@ -41,9 +41,26 @@ class ModelSource(_Strict):
 
 
 class InputSpec(_Strict):
+    """One model input, as far as the model's own declaration needs saying: where a run of samples goes
+    (its batch axis), or a constant fed on every call."""
+
     name: str
-    shape: list[int | str] = Field(description="ints are fixed sizes, strings name dynamic axes")
-    dtype: Precision = "float32"
+    shape: list[int | str] | None = Field(
+        default=None, description="ints are fixed sizes, strings name dynamic axes; the one named `batch` (or "
+        "batch_size, N) is where samples are stacked; [] is a scalar; default: as the model declares it")
+    dtype: Precision | None = Field(default=None, description="default: as the model declares it")
+    batch_axis: int | None = Field(default=None, ge=0, description="the axis samples are stacked on when fed "
+                                   "(data arrays are always samples first); default: the shape's batch axis, else 0")
+    value: float | int | list | None = Field(default=None, description="a constant fed on every call and not read "
+                                             "from the data (e.g. a sample rate: 16000)")
+
+    @model_validator(mode="after")
+    def _axis_within_shape(self) -> InputSpec:
+        if self.batch_axis is not None and self.value is not None:
+            raise ValueError("a constant (`value`) has no batch axis")
+        if self.batch_axis is not None and self.shape is not None and self.batch_axis >= len(self.shape):
+            raise ValueError(f"batch_axis {self.batch_axis} is outside shape {self.shape}")
+        return self
 
 
 class _DataSource(_Strict):
@@ -193,7 +210,8 @@ class Manifest(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     description: str = ""
     model: ModelSource
-    inputs: list[InputSpec] = Field(default_factory=list, description="default: read from the ONNX model")
+    inputs: list[InputSpec] = Field(default_factory=list, description="only inputs whose batch axis or value the "
+                                    "model's declaration does not give; the rest are read from the ONNX model")
     evaluation: EvaluationSpec
     calibration: CalibrationSpec = CalibrationSpec()
     target: str = "host"

@@ -162,7 +162,7 @@ def emulate(request: EmulateRequest) -> EmulateResult:
 
     import numpy as np
 
-    from edgeopt.datafiles import load_arrays
+    from edgeopt.datafiles import load_samples
     from edgeopt.estimate.marks import FIRST_MARK, mark
     from edgeopt.measure.accuracy import outputs_of
     from edgeopt.measure.timing import timing_feeds
@@ -171,11 +171,11 @@ def emulate(request: EmulateRequest) -> EmulateResult:
     runtime = _runtime(request.adapter)
     if not isinstance(runtime, GraphRuntime):
         raise TypeError(f"{request.adapter} has no graph runtime to emulate")
-    arrays, _ = load_arrays(request.eval_data)
+    samples = load_samples(request.eval_data)
     with candidate_code():
         versions = runtime.versions()
         session = runtime.load(runtime.with_threads(request.artifact, 1), 1)
-        outputs = outputs_of(session, arrays, request.output, request.eval_batch_size)
+        outputs = outputs_of(session, samples, request.output, request.eval_batch_size)
         np.save(request.save_outputs, outputs)
         feeds = timing_feeds(session, request.timing_data, request.batch_size)
         for run in range(request.counted_runs):
@@ -199,15 +199,15 @@ def score(request: ScoreRequest) -> ScoreResult:
 # -- diagnosis ---------------------------------------------------------------------------------------------
 def diagnose(request: DiagnoseRequest) -> DiagnosisResult:
     """Intermediate outputs of a candidate and of its float reference on the first samples, compared."""
-    from edgeopt.datafiles import load_arrays
+    from edgeopt.datafiles import load_samples
     from edgeopt.measure.diagnosis import compare_layers
 
     _prepare(request)
     runtime = _runtime(request.adapter)
-    arrays, _ = load_arrays(request.eval_data, limit=request.samples)
+    samples = load_samples(request.eval_data, limit=request.samples)
     with candidate_code():
-        reference = runtime.layer_outputs(request.reference, arrays)
-        candidate = runtime.layer_outputs(request.artifact, arrays)
+        reference = runtime.layer_outputs(request.reference, samples)
+        candidate = runtime.layer_outputs(request.artifact, samples)
     return DiagnosisResult(**compare_layers(reference, candidate, request.top), samples=request.samples)
 
 

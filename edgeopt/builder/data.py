@@ -8,9 +8,10 @@ from pathlib import Path
 
 from edgeopt.artifact import ModelArtifact
 from edgeopt.builder.layout import OutputLayout
-from edgeopt.datasets import load_dataset
+from edgeopt.datasets import Dataset, load_dataset
 from edgeopt.errors import ManifestError
 from edgeopt.hashing import path_digest, value_digest
+from edgeopt.inputs import DeclaredInput, declared_io, input_layouts
 from edgeopt.manifest import Manifest, resolve_path
 
 
@@ -26,10 +27,14 @@ class BuildData:
 def prepare_data(manifest: Manifest, layout: OutputLayout) -> BuildData:
     if manifest.model.task == "causal-lm":
         return _text(manifest)
-    evaluation = load_dataset(manifest.evaluation.data, manifest, "evaluation.data")
+    declared = declared_source_inputs(manifest)
+    names = [d.name for d in declared] if declared is not None else None
+    evaluation = _checked(load_dataset(manifest.evaluation.data, manifest, "evaluation.data", names),
+                          manifest, declared, "evaluation.data")
     notes = []
     if manifest.calibration.data is not None:
-        calibration = load_dataset(manifest.calibration.data, manifest, "calibration.data")
+        calibration = _checked(load_dataset(manifest.calibration.data, manifest, "calibration.data", names),
+                               manifest, declared, "calibration.data")
     else:
         calibration = evaluation
         notes.append("calibrated on the evaluation data (the manifest names no calibration data)")
@@ -46,6 +51,23 @@ def prepare_data(manifest: Manifest, layout: OutputLayout) -> BuildData:
         digests={"eval": evaluation.digest(), "timing": timing.digest(), "calibration": calibration.digest()},
         notes=tuple(notes),
     )
+
+
+def declared_source_inputs(manifest: Manifest) -> list[DeclaredInput] | None:
+    """The source model's inputs as its file declares them (ONNX sources; an export is made later)."""
+    if manifest.model.format != "onnx":
+        return None
+    from edgeopt.model_checks import check_onnx
+
+    path = resolve_path(manifest.model.path)
+    if not path.is_file():
+        raise ManifestError(manifest.name, "model.path", f"{path} is not a model file")
+    check_onnx(path)  # before anything parses it further
+    return declared_io(path)[0]
+
+
+def _checked(dataset: Dataset, manifest: Manifest, declared: list[DeclaredInput] | None, where: str) -> Dataset:
+    return dataset.with_layout(input_layouts(manifest, declared, dataset.inputs, where))
 
 
 def _text(manifest: Manifest) -> BuildData:

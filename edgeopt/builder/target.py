@@ -19,7 +19,7 @@ from edgeopt.builder.measurer import Item
 from edgeopt.builder.requests import Requests
 from edgeopt.cache import BuildCache, make_key
 from edgeopt.catalog import Target
-from edgeopt.datafiles import load_arrays, save_arrays
+from edgeopt.datafiles import load_samples, save_arrays
 from edgeopt.estimate.cores import CoreProfile, main_cluster
 from edgeopt.estimate.counts import Counts, CountsMissing, plugin_arguments, read_counts
 from edgeopt.estimate.cpu import CpuModel
@@ -70,10 +70,10 @@ class TargetEmulator:
         self.requests, self.keys, self.cache, self.runner = requests, keys, cache, runner
         self.host_runner, self.layout, self.progress = host_runner, layout, progress
         self.env_key = env.status().key
-        arrays, labels = load_arrays(data.eval, limit=emulation.samples)
-        self.subset = save_arrays(layout.data / "eval-emulated.npz", arrays, labels)
+        samples = load_samples(data.eval, limit=emulation.samples)
+        self.subset = save_arrays(layout.data / "eval-emulated.npz", samples.arrays, samples.labels, samples.layout)
         self.subset_digest = f"{data.digests['eval']}:{emulation.samples}"
-        self.count = len(next(iter(arrays.values())))
+        self.count = samples.count
         self._reference: Path | None = None  # the baseline's emulated outputs
 
     def applies(self, framework: str) -> bool:
@@ -244,7 +244,8 @@ class RooflineEstimator:
     def timing_shapes(self) -> dict:
         """The shapes the graph's cost is computed at: the timed batch's, read when a graph is first costed."""
         if self._timing_shapes is None:
-            self._timing_shapes = {k: v.shape for k, v in load_arrays(self._timing_data)[0].items()}
+            timed = load_samples(self._timing_data)  # holds the timed batch only
+            self._timing_shapes = {k: v.shape for k, v in timed.feed(0, timed.count).items()}
         return self._timing_shapes
 
     def _cost(self, artifact: ModelArtifact):

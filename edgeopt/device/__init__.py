@@ -82,6 +82,20 @@ def _run(command: list[str], what: str, timeout: float = 120) -> str:
     return done.stdout
 
 
+def _feeds_file(request: TimingRequest, folder: Path) -> Path:
+    """The timed batch as the model's feeds (batch axes in place, constants included): the board's timer
+    feeds them as they are, with no edgeopt to read the data file's layout."""
+    import numpy as np
+
+    from edgeopt.datafiles import load_samples
+
+    samples = load_samples(request.timing_data)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "feeds.npz"
+    np.savez(path, **samples.feed(0, request.batch_size))
+    return path
+
+
 class DeviceTimer:
     """One candidate on the board: copied, loaded once by the board's Python, timed window by window."""
 
@@ -96,7 +110,8 @@ class DeviceTimer:
         self.remote = _run(device.ssh("mktemp -d /tmp/edgeopt-XXXXXX"), "cannot reach the device").strip()
         self._process = None
         try:
-            files = [*artifact.all_paths(), Path(request.timing_data), TIMER]
+            feeds = _feeds_file(request, Path(job.workdir))
+            files = [*artifact.all_paths(), feeds, TIMER]
             _run(device.scp(files, self.remote), "copying the model to the device", timeout=max(120, self.timeout))
             command = f"cd {shlex.quote(self.remote)} && exec {shlex.quote(device.python)} board_timer.py"
             self._stderr = self.log.open("w")
@@ -104,7 +119,7 @@ class DeviceTimer:
                                              stderr=self._stderr, text=True)
             spec = {"op": "open", "framework": artifact.framework, "model": Path(artifact.path).name,
                     "runtime_config": artifact.runtime_config, "threads": request.threads,
-                    "data": Path(request.timing_data).name, "batch_size": request.batch_size}
+                    "data": feeds.name, "batch_size": None}
             opened = self._ask(spec)
             self.machine = opened.get("machine")
             try:

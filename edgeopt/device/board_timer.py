@@ -3,7 +3,7 @@
 Standalone on purpose (standard library + numpy + the runtime): edgeopt is not installed on the board.
 JSON lines on stdin, one JSON reply per line on stdout (the runtime's own chatter goes to stderr):
   {"op": "open", "framework": "onnxruntime"|"openvino", "model": PATH, "runtime_config": {...},
-   "threads": N|null, "data": NPZ, "batch_size": B}
+   "threads": N|null, "data": NPZ, "batch_size": B|null (null: NPZ holds the feeds as they are)}
   {"op": "window", "warmup_runs": W, "min_runs": A, "max_runs": B, "time_budget_s": T}
 Replies: {"status": "ok", "result": {...}} or {"status": "failed", "error": "...", "install": "..."}.
 """
@@ -27,6 +27,11 @@ def peak_rss_mb():
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+
+
+def cut(array, batch):
+    """`batch` None: the file holds the feeds as the model takes them (edgeopt wrote them so)."""
+    return array if batch is None else array[:batch]
 
 
 class Onnx:
@@ -57,7 +62,7 @@ class Onnx:
 
         types = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
                  "tensor(float16)": np.float16, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8}
-        return {name: arrays[name][:batch].astype(types.get(kind, arrays[name].dtype)) for name, kind in self.inputs}
+        return {name: cut(arrays[name], batch).astype(types.get(kind, arrays[name].dtype)) for name, kind in self.inputs}
 
     def run(self, feeds):
         self.session.run(None, feeds)
@@ -80,7 +85,7 @@ class OpenVino:
         self.versions = {"openvino": ov.__version__.split("-")[0]}
 
     def feeds(self, arrays, batch):
-        return {p.get_any_name(): arrays[p.get_any_name()][:batch].astype(p.get_element_type().to_dtype())
+        return {p.get_any_name(): cut(arrays[p.get_any_name()], batch).astype(p.get_element_type().to_dtype())
                 for p in self.compiled.inputs}
 
     def run(self, feeds):

@@ -29,6 +29,7 @@ from typing import ClassVar
 import numpy as np
 
 from edgeopt.artifact import ModelArtifact
+from edgeopt.datafiles import Samples
 from edgeopt.errors import MissingDependency
 from edgeopt.passes import Pass, PassConfig, PassContext
 from edgeopt.protocol import LlmJob
@@ -71,17 +72,25 @@ class GraphSession(ABC):
     @abstractmethod
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]: ...
 
-    def fixed_batch(self) -> int | None:
-        """The batch size the model's first input fixes, or None when it is dynamic."""
-        dims = [info.shape[0] for info in self.inputs if info.shape]
-        return dims[0] if dims and isinstance(dims[0], int) and dims[0] > 0 else None
+    def fixed_batch(self, samples: Samples) -> int | None:
+        """The batch size the model fixes on an input's batch axis, or None when it is dynamic."""
+        for info in self.inputs:
+            axis = samples.batch_axis(info.name)
+            if info.name in samples.arrays and axis is not None and len(info.shape) > axis:
+                dim = info.shape[axis]
+                return dim if isinstance(dim, int) and dim > 0 else None
+        return None
 
-    def feeds(self, arrays: dict[str, np.ndarray], start: int, stop: int) -> dict[str, np.ndarray]:
-        missing = [info.name for info in self.inputs if info.name not in arrays]
+    def feeds(self, samples: Samples, start: int, stop: int) -> dict[str, np.ndarray]:
+        given = samples.feed(start, stop)
+        missing = [info.name for info in self.inputs if info.name not in given]
         if missing:
-            raise KeyError(f"the data has no array for model input(s) {missing}; it has {sorted(arrays)}")
-        return {info.name: np.ascontiguousarray(_cast(arrays[info.name][start:stop], info.dtype))
-                for info in self.inputs}
+            raise KeyError(f"the data has no array for model input(s) {missing}; it has {sorted(given)}")
+        return {info.name: _contiguous(_cast(given[info.name], info.dtype)) for info in self.inputs}
+
+
+def _contiguous(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array) if array.ndim else array
 
 
 def _cast(array: np.ndarray, dtype: np.dtype | None) -> np.ndarray:
@@ -159,7 +168,7 @@ class GraphRuntime(Runtime):
     @abstractmethod
     def load(self, artifact: ModelArtifact, threads: int | None) -> GraphSession: ...
 
-    def layer_outputs(self, artifact: ModelArtifact, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def layer_outputs(self, artifact: ModelArtifact, samples: Samples) -> dict[str, np.ndarray]:
         """Every intermediate float output by layer name, samples first (only when supports_layer_outputs)."""
         raise NotImplementedError(f"{self.framework} does not expose intermediate outputs")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from edgeopt.datafiles import load_arrays
+from edgeopt.datafiles import load_samples
 from edgeopt.frameworks.base import Generator, GraphSession
 from edgeopt.measure.system import between, peak_rss_mb, snapshot
 from edgeopt.protocol import LlmJob, WindowRequest, WindowResult
@@ -25,8 +25,7 @@ def time_graph_window(session: GraphSession, feeds: dict, window: WindowRequest)
 
 
 def timing_feeds(session: GraphSession, timing_data: str, batch_size: int) -> dict:
-    arrays, _ = load_arrays(timing_data)
-    return session.feeds(arrays, 0, batch_size)
+    return session.feeds(load_samples(timing_data), 0, batch_size)
 
 
 def time_generation_window(generator: Generator, job: LlmJob, warmup: bool) -> WindowResult:

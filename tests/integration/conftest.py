@@ -29,6 +29,43 @@ def tiny_mlp(path: Path, seed: int = 0, opset: int = 17) -> None:
     onnx.save(model, str(path))
 
 
+def tiny_streaming(path: Path, seed: int = 0, batch_name: str = "batch") -> None:
+    """A streaming model shaped like a voice-activity detector: `input[batch, 64]`, a recurrent
+    `state[2, batch, 16]` (batch on axis 1) and `sr`, an int64 scalar; outputs `output[batch, 1]` and the
+    next state `stateN[2, batch, 16]`."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    w = rng.normal(scale=0.2, size=(64, 16)).astype(np.float32)
+    nodes = [
+        helper.make_node("MatMul", ["input", "w"], ["h"]),
+        helper.make_node("Unsqueeze", ["h", "zero"], ["h0"]),
+        helper.make_node("Add", ["state", "h0"], ["mixed"]),
+        helper.make_node("Tanh", ["mixed"], ["stateN"]),
+        helper.make_node("ReduceMean", ["stateN", "axes"], ["pooled"], keepdims=0),
+        helper.make_node("Cast", ["sr"], ["sr_f"], to=TensorProto.FLOAT),
+        helper.make_node("Div", ["sr_f", "rate"], ["scale"]),
+        helper.make_node("Mul", ["pooled", "scale"], ["scaled"]),
+        helper.make_node("Unsqueeze", ["scaled", "one"], ["output"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "streaming",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch_name, 64]),
+         helper.make_tensor_value_info("state", TensorProto.FLOAT, [2, batch_name, 16]),
+         helper.make_tensor_value_info("sr", TensorProto.INT64, [])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [batch_name, 1]),
+         helper.make_tensor_value_info("stateN", TensorProto.FLOAT, [2, batch_name, 16])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.array([0], np.int64), "zero"),
+         numpy_helper.from_array(np.array([0, 2], np.int64), "axes"),
+         numpy_helper.from_array(np.array([1], np.int64), "one"),
+         numpy_helper.from_array(np.array(16000, np.float32), "rate")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+
+
 def write_mlp_project(root: Path):
     """Model, data labelled by the fp32 model itself, and a manifest with a short measurement budget;
     returns a function that writes the manifest with some keys changed."""

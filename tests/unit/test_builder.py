@@ -28,6 +28,9 @@ def test_a_build_runs_every_stage_and_records_what_happened_to_each_step(project
     assert "second line of the story" in records["broken"].error_detail
     assert records["int8"].passed_all_gates
     assert not records["int2"].gates["accuracy_retained"].passed and records["int2"].gates["speedup"].passed
+    # the candidate that lost most accuracy is diagnosed layer by layer against its float input
+    assert result.diagnosis["candidate"] == "int2" and result.diagnosis["layers"][0]["layer"] == "matmul", \
+        result.diagnosis
     # the accelerate stage builds on the fastest candidate that keeps accuracy: int8, not the faster int2
     assert records["tuned-dm0.5"].input == "int8" and records["tuned-dm3"].input == "int8"
     assert records["tuned-dm3"].gates["speedup"].verdict != "pass"  # 4 ms / 3 ms is nowhere near 2x

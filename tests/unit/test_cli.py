@@ -89,3 +89,36 @@ assert not any(m.split('.')[0] in BLOCKED for m in sys.modules), [m for m in sys
         completed = subprocess.run([sys.executable, "-c", script, out], capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr
     assert "pip install 'edgeopt[" in completed.stderr
+
+
+def test_output_into_a_closed_pipe_is_not_an_internal_error():
+    # `edgeopt plan M | head`: the reader leaves; writing or flushing raises BrokenPipeError. The read end is
+    # closed before edgeopt starts, so every write it makes meets a closed pipe.
+    import os
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        result = subprocess.run([sys.executable, "-m", "edgeopt", "schema"], stdout=write, stderr=subprocess.PIPE,
+                                text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert result.returncode == 0, result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_closed_pipe_inside_a_command_is_not_an_internal_error():
+    from edgeopt.cli import Environment, main
+
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    import io
+
+    stderr = io.StringIO()
+    assert main(["schema"], Environment(stdout=ClosedPipe(), stderr=stderr, environ={})) == ExitStatus.OK
+    assert stderr.getvalue() == ""

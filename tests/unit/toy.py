@@ -122,8 +122,8 @@ class ToyRuntime(GraphRuntime):
     def load(self, artifact, threads):
         return ToySession(artifact, threads)
 
-    def layer_outputs(self, artifact, arrays):
-        return {"matmul": arrays["x"] @ np.load(artifact.path)}
+    def layer_outputs(self, artifact, samples):
+        return {"matmul": samples.feed(0, samples.count)["x"] @ np.load(artifact.path)}
 
     def runtime_requirement(self, built_with):
         return {"package": "numpy", "version_range": ">=1.24", "install": "pip install numpy"}

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeopt.artifact import ModelArtifact
+from edgeopt.datafiles import Samples
 from edgeopt.frameworks.base import GraphRuntime, GraphSession, InputInfo, require
 
 INSTALL = "pip install 'edgeopt[onnx]'"
@@ -75,7 +76,7 @@ class OnnxRuntime(GraphRuntime):
                     "execution_mode": "sequential"}
         return artifact.model_copy(update={"runtime_config": settings})
 
-    def layer_outputs(self, artifact: ModelArtifact, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def layer_outputs(self, artifact: ModelArtifact, samples: Samples) -> dict[str, np.ndarray]:
         """Every float tensor the graph computes, by name, sample by sample (graph optimizations off,
         so tensors keep the names they have in the file)."""
         import onnx
@@ -100,10 +101,10 @@ class OnnxRuntime(GraphRuntime):
             session = runtime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         names = [o.name for o in session.get_outputs()]
         inputs = [(i.name, i.type) for i in session.get_inputs()]
-        count = len(next(iter(arrays.values())))
         collected: dict[str, list] = {name: [] for name in names}
-        for i in range(count):
-            values = session.run(None, {name: cast(arrays[name][i:i + 1], kind) for name, kind in inputs})
+        for i in range(samples.count):
+            given = samples.feed(i, i + 1)
+            values = session.run(None, {name: cast(given[name], kind) for name, kind in inputs})
             for name, value in zip(names, values):
                 collected[name].append(np.asarray(value, dtype=np.float32))
         return {name: np.stack(parts) for name, parts in collected.items() if len({p.shape for p in parts}) == 1}

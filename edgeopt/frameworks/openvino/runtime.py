@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeopt.artifact import ModelArtifact
+from edgeopt.datafiles import Samples
 from edgeopt.frameworks.base import GraphRuntime, GraphSession, InputInfo, require
 
 INSTALL = "pip install 'edgeopt[openvino]'"
@@ -117,7 +118,7 @@ class OpenVinoRuntime(GraphRuntime):
                     "performance_hint": "latency"}
         return artifact.model_copy(update={"runtime_config": settings})
 
-    def layer_outputs(self, artifact: ModelArtifact, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def layer_outputs(self, artifact: ModelArtifact, samples: Samples) -> dict[str, np.ndarray]:
         """The output of every computing operation, by its friendly name (NNCF keeps those names and
         inserts FakeQuantize beside them), in fp32 inference precision."""
         model = read_ir(artifact)
@@ -130,10 +131,10 @@ class OpenVinoRuntime(GraphRuntime):
         compiled = ov().Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         request = compiled.create_infer_request()
         inputs = [(p.get_any_name(), p.get_element_type().to_dtype()) for p in compiled.inputs]
-        count = len(next(iter(arrays.values())))
         collected: dict[str, list] = {op.get_friendly_name(): [] for op in ops}
-        for i in range(count):
-            results = request.infer({name: arrays[name][i:i + 1].astype(dtype) for name, dtype in inputs})
+        for i in range(samples.count):
+            given = samples.feed(i, i + 1)
+            results = request.infer({name: given[name].astype(dtype) for name, dtype in inputs})
             for op, port in zip(ops, compiled.outputs[first_added:]):
                 collected[op.get_friendly_name()].append(np.array(results[port], dtype=np.float32))
         return {name: np.stack(parts) for name, parts in collected.items() if len({p.shape for p in parts}) == 1}
