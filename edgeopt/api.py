@@ -53,13 +53,34 @@ def plan(manifest_path: str | Path, target: str | None = None, device: str | Non
     host = detect_host()
     resolved = load_catalog(host=host).resolve(target or manifest.target)
     _check_model_path(manifest, str(manifest_path))
+    source_quantized = _source_quantized(manifest)
     registry = default_registry().probed()
     if device:
         from edgeopt.device import Device
 
         device = Device.parse(device).display
     return PlanContext(manifest, host, registry, make_plan(manifest, resolved, load_recipes(), registry,
-                                                           load_gate_policies(), load_cores(), device))
+                                                           load_gate_policies(), load_cores(), device,
+                                                           source_quantized))
+
+
+def _source_quantized(manifest: Manifest) -> str | None:
+    """An ONNX source that arrives quantized is planned without the passes that need a float graph. Read
+    after the file's checks (it is parsed here for the first time); without onnx installed nothing is read
+    (no ONNX framework can run then either, and the plan says how to install one)."""
+    if manifest.model.format != "onnx":
+        return None
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        return None
+    from edgeopt.manifest import resolve_path
+    from edgeopt.model_checks import check_onnx
+    from edgeopt.quantized import quantized_form
+
+    path = resolve_path(manifest.model.path)
+    check_onnx(path)
+    return quantized_form(path)
 
 
 def _check_model_path(manifest: Manifest, file: str) -> None:

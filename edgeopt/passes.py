@@ -45,6 +45,8 @@ class Pass:
     needs_calibration: ClassVar[bool] = False
     needs_validation: ClassVar[bool] = False  # evaluation data, the metric and the baseline's reference outputs
     cost: ClassVar[int] = 1  # 0: configuration only, 1: a quick rewrite, 3: calibration or export
+    # quantizes or casts weights: it needs a float graph (a graph that arrives quantized is not planned for it)
+    lowers_precision: ClassVar[bool] = False
     summary: ClassVar[str] = ""
 
     def apply(self, config: PassConfig, artifact: ModelArtifact | None, context: PassContext) -> ModelArtifact:

@@ -45,6 +45,9 @@ def render_plan(plan: Plan, registry: Registry) -> str:
             lines.append(f"      config: {config}")
         if step.why:
             lines.append(f"      why: {step.why}")
+    if plan.source_quantized:
+        lines.append(f"   source arrives quantized ({plan.source_quantized}): passes that need a float graph "
+                     "are skipped")
     for skipped in plan.skipped:
         lines.append(f"   -  skipped {skipped.id} ({skipped.pass_name}): {skipped.reason}")
     g = plan.gates

@@ -89,6 +89,7 @@ class Plan(_Frozen):
     provenance: Literal["measured-device", "measured-host"]
     target_evaluation: TargetEvaluation | None = None
     notes: tuple[str, ...] = ()
+    source_quantized: str | None = None  # the source graph's quantized form, when it arrives quantized
 
     def step(self, step_id: str) -> Step:
         return next(s for s in self.steps if s.id == step_id)
@@ -102,7 +103,9 @@ def plan(
     gate_policies: dict[str, GatePolicy],
     cores: dict | None = None,
     device: str | None = None,
+    source_quantized: str | None = None,
 ) -> Plan:
+    """`source_quantized`: what quantized form the source graph is in (edgeopt.quantized), if any."""
     task = manifest.model.task
     framework, reason, rejected, searched = _choose_frameworks(target, task, recipes, registry, manifest)
     baseline_framework = _baseline_framework(searched, recipes, registry, manifest)
@@ -110,7 +113,8 @@ def plan(
     # a gate of 1.0 or more allows no loss at all: the least drop NNCF can be asked for stands in for it
     drop = 1 - gates.accuracy_retained if gates.accuracy_retained else 0.01
     symbols = {"cores": target.cores, "accuracy_gate_drop": round(min(max(drop, 1e-4), 0.99), 6)}
-    steps, skipped = _expand_steps(recipes, searched, baseline_framework, manifest, symbols, registry, target)
+    steps, skipped = _expand_steps(recipes, searched, baseline_framework, manifest, symbols, registry, target,
+                                   source_quantized)
     baseline = next((s.id for s in steps if s.role == "baseline"), "source")
     adapters = sorted({*searched, baseline_framework, *(s.pass_name.partition(".")[0] for s in steps)})
     extras = tuple(registry.entry(name).install for name in adapters)
@@ -146,6 +150,7 @@ def plan(
         provenance="measured-device" if on_device else "measured-host",
         target_evaluation=evaluation,
         notes=tuple(notes),
+        source_quantized=source_quantized,
     )
 
 
@@ -264,7 +269,7 @@ def _baseline_framework(searched: list[str], recipes: dict[str, Recipe], registr
 
 
 def _expand_steps(recipes: dict[str, Recipe], searched: list[str], baseline_framework: str, manifest: Manifest,
-                  symbols: dict, registry: Registry, target: Target):
+                  symbols: dict, registry: Registry, target: Target, source_quantized: str | None = None):
     steps: list[Step] = []
     skipped: list[SkippedStep] = []
     baseline_id = "source"
@@ -286,6 +291,12 @@ def _expand_steps(recipes: dict[str, Recipe], searched: list[str], baseline_fram
                     skipped.append(SkippedStep(id=entry.id, pass_name=entry.pass_name, reason=why_not))
                     continue
                 pass_class = registry.pass_class(entry.pass_name)
+                if source_quantized and pass_class.lowers_precision:
+                    skipped.append(SkippedStep(id=entry.id, pass_name=entry.pass_name, reason=(
+                        f"the source is already quantized ({source_quantized}): this pass takes a float graph, and "
+                        "on a quantized one writes a model ONNX Runtime refuses at load; with no float model to "
+                        "start from, only runtime settings and conversion are planned")))
+                    continue
                 entry = entry.model_copy(update={
                     "space": {k: list(dict.fromkeys(_resolve_symbol(v, symbols))) for k, v in entry.space.items()},
                 })

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -61,6 +64,7 @@ class QuantizeDynamicConfig(PassConfig):
 
 class QuantizeDynamic(Pass):
     name = "quantize_dynamic"
+    lowers_precision = True
     Config = QuantizeDynamicConfig
     summary = "int8 weights, activations quantized at run time"
 
@@ -69,15 +73,16 @@ class QuantizeDynamic(Pass):
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         out = fresh_dir(context.output_dir) / MODEL_FILE
-        quantize_dynamic(
-            artifact.path, str(out),
-            op_types_to_quantize=list(config.op_types),
-            per_channel=config.per_channel,
-            weight_type=QuantType.QInt8 if config.weight_type == "int8" else QuantType.QUInt8,
-            nodes_to_exclude=list(config.exclude_nodes),
-            # activation x activation MatMuls (attention scores) lose too much when quantized on the fly
-            extra_options={"MatMulConstBOnly": True},
-        )
+        with _own_view(artifact) as model_path:
+            quantize_dynamic(
+                model_path, str(out),
+                op_types_to_quantize=list(config.op_types),
+                per_channel=config.per_channel,
+                weight_type=QuantType.QInt8 if config.weight_type == "int8" else QuantType.QUInt8,
+                nodes_to_exclude=list(config.exclude_nodes),
+                # activation x activation MatMuls (attention scores) lose too much when quantized on the fly
+                extra_options={"MatMulConstBOnly": True},
+            )
         counts = require_quantized(out, artifact.path, config.op_types)
         return derive(artifact, out, context, f"onnxruntime.{self.name}", config, precision="int8-dynamic",
                       notes=counts)
@@ -94,6 +99,7 @@ class QuantizeStaticConfig(PassConfig):
 
 class QuantizeStatic(Pass):
     name = "quantize_static"
+    lowers_precision = True
     Config = QuantizeStaticConfig
     needs_calibration = True
     cost = 3
@@ -101,6 +107,23 @@ class QuantizeStatic(Pass):
 
     def apply(self, config: QuantizeStaticConfig, artifact: ModelArtifact, context: PassContext) -> ModelArtifact:
         ort()
+        if context.calibration_data is None:
+            raise ValueError("quantize_static needs calibration data")
+        out_dir = fresh_dir(context.output_dir)
+        out = out_dir / MODEL_FILE
+        with _own_view(artifact) as own_path:
+            model_path = _with_min_opset(own_path, 13, out_dir / "opset13.onnx")
+            samples = _samples(context.calibration_data, model_path, config.samples)
+            self._quantize(config, model_path, out, samples)
+        # the calibrator writes an augmented copy of the model; keep it out of the artifact folder
+        for stray in [*out_dir.glob("*augmented*"), out_dir / "opset13.onnx"]:
+            stray.unlink(missing_ok=True)
+        counts = require_quantized(out, artifact.path, config.op_types or ["every quantizable op"])
+        return derive(artifact, out, context, f"onnxruntime.{self.name}", config, precision="int8-static",
+                      notes={"calibration_samples": len(samples), **counts})
+
+    @staticmethod
+    def _quantize(config: QuantizeStaticConfig, model_path: str, out: Path, samples: list) -> None:
         from onnxruntime.quantization import (
             CalibrationDataReader,
             CalibrationMethod,
@@ -108,13 +131,6 @@ class QuantizeStatic(Pass):
             QuantType,
             quantize_static,
         )
-
-        if context.calibration_data is None:
-            raise ValueError("quantize_static needs calibration data")
-        out_dir = fresh_dir(context.output_dir)
-        out = out_dir / MODEL_FILE
-        model_path = _with_min_opset(artifact.path, 13, out_dir / "opset13.onnx")
-        samples = _samples(context.calibration_data, model_path, config.samples)
 
         class Reader(CalibrationDataReader):
             def __init__(self):
@@ -136,12 +152,6 @@ class QuantizeStatic(Pass):
             calibrate_method=method,
             calibration_providers=["CPUExecutionProvider"],
         )
-        # the calibrator writes an augmented copy of the model; keep it out of the artifact folder
-        for stray in [*out_dir.glob("*augmented*"), out_dir / "opset13.onnx"]:
-            stray.unlink(missing_ok=True)
-        counts = require_quantized(out, artifact.path, config.op_types or ["every quantizable op"])
-        return derive(artifact, out, context, f"onnxruntime.{self.name}", config, precision="int8-static",
-                      notes={"calibration_samples": len(samples), **counts})
 
 
 class Fp16Config(PassConfig):
@@ -151,6 +161,7 @@ class Fp16Config(PassConfig):
 
 class Fp16(Pass):
     name = "fp16"
+    lowers_precision = True
     Config = Fp16Config
     summary = "float16 weights and compute"
 
@@ -182,6 +193,20 @@ Session = runtime_settings_pass(
     summary="runtime configuration (threads, memory arena, optimization level); the model file is unchanged")
 
 
+@contextmanager
+def _own_view(artifact: ModelArtifact) -> Iterator[str]:
+    """The model seen through links in a folder of this pass's own. ONNX Runtime's quantizers write a
+    shape-inferred copy beside their input (`model-inferred.onnx`) and delete it after: two quantizers of
+    one model run at once (`--jobs`, Ray) deleted each other's copy mid-read (FileNotFoundError)."""
+    main = Path(artifact.path)
+    with tempfile.TemporaryDirectory(prefix="edgeopt-quantize-") as folder:
+        for path in artifact.all_paths():
+            link = Path(folder) / Path(path).relative_to(main.parent)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(Path(path).resolve())
+        yield str(Path(folder) / main.name)
+
+
 def _with_min_opset(path: str, opset: int, scratch: Path) -> str:
     """Per-channel QDQ needs DequantizeLinear's `axis`, which arrived in opset 13."""
     import onnx
@@ -197,12 +222,13 @@ def _with_min_opset(path: str, opset: int, scratch: Path) -> str:
 
 def _samples(npz_path: Path, model_path: str, limit: int | None) -> list[dict[str, np.ndarray]]:
     """One feed dict per sample, cast to what the model declares."""
+    from edgeopt.datafiles import load_samples
+
     session = ort().InferenceSession(model_path, providers=["CPUExecutionProvider"])
-    with np.load(npz_path) as data:
-        arrays = {i.name: cast(data[i.name], i.type) for i in session.get_inputs()}
-    count = len(next(iter(arrays.values())))
-    count = min(count, limit) if limit else count
-    return [{name: array[i:i + 1] for name, array in arrays.items()} for i in range(count)]
+    data = load_samples(npz_path, limit)
+    inputs = [(i.name, i.type) for i in session.get_inputs()]
+    feeds = [data.feed(i, i + 1) for i in range(data.count)]
+    return [{name: cast(feed[name], kind) for name, kind in inputs} for feed in feeds]
 
 
 def op_counts(path: Path | str) -> Counter:

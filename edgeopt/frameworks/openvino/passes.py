@@ -40,6 +40,32 @@ def _save(model, folder: Path, compress_to_fp16: bool = False) -> Path:
     return xml
 
 
+class ConversionFailed(RuntimeError):
+    """OpenVINO's converter refused operators: the first line names them, OpenVINO's own text follows."""
+
+
+def _convert(path: str):
+    try:
+        return ov().convert_model(path)
+    except Exception as exc:  # noqa: BLE001 - OpenVINO's OpConversionFailure and friends have no common public base
+        unsupported = unconverted_operators(str(exc))
+        if not unsupported:
+            raise
+        raise ConversionFailed(f"OpenVINO cannot convert {len(unsupported)} operator type(s): "
+                               f"{', '.join(unsupported)}\n{exc}") from None
+
+
+def unconverted_operators(message: str) -> list[str]:
+    """The operators OpenVINO's frontend lists in its summary ("-- No conversion rule found for operations:
+    a, b" and "-- Conversion is failed for: c"), which it prints below a first line that names none."""
+    found: list[str] = []
+    for line in message.splitlines():
+        head, colon, names = line.strip().partition(":")
+        if colon and head.startswith("--") and ("conversion rule" in head or "onversion is failed" in head):
+            found += [n.strip() for n in names.split(",") if n.strip() and n.strip() not in found]
+    return found
+
+
 class ConvertConfig(PassConfig):
     compress_to_fp16: bool = Field(default=False, description="store weights as fp16 (the CPU still computes in f32)")
     execution: Execution = Field(default="f32", description="the inference precision the runtime is told to use")
@@ -53,7 +79,7 @@ class Convert(Pass):
     def apply(self, config: ConvertConfig, artifact: ModelArtifact, context: PassContext) -> ModelArtifact:
         if artifact.format != "onnx":
             raise ValueError(f"openvino.convert takes an ONNX model, got {artifact.format}")
-        xml = _save(ov().convert_model(artifact.path), context.output_dir, config.compress_to_fp16)
+        xml = _save(_convert(artifact.path), context.output_dir, config.compress_to_fp16)
         stored = "fp16-weights" if config.compress_to_fp16 else "fp32"
         precision = stored if config.execution == "f32" else f"{stored}-{config.execution}-exec"
         converted = _ir_artifact(artifact.model_copy(update={"runtime_config": {}}), xml, context,
@@ -79,6 +105,7 @@ class QuantizeConfig(PassConfig):
 
 class Quantize(Pass):
     name = "quantize"
+    lowers_precision = True
     Config = QuantizeConfig
     needs_calibration = True
     cost = 3
@@ -119,6 +146,7 @@ class AccuracyControlConfig(QuantizeConfig):
 
 class QuantizeWithAccuracyControl(Pass):
     name = "quantize_with_accuracy_control"
+    lowers_precision = True
     Config = AccuracyControlConfig
     needs_calibration = True
     needs_validation = True
@@ -189,6 +217,7 @@ class CompressWeightsConfig(PassConfig):
 
 class CompressWeights(Pass):
     name = "compress_weights"
+    lowers_precision = True
     Config = CompressWeightsConfig
     summary = "weight-only compression of MatMul/embedding weights (activations stay float)"
 
@@ -226,16 +255,18 @@ class Runtime(_RuntimeSettings):
 
 def _feeds(npz_path: Path, model, limit: int | None = None) -> list[dict[str, np.ndarray]]:
     """One feed per sample, named and typed as the model's inputs."""
-    with np.load(npz_path) as data:
-        arrays = {}
-        for port in model.inputs:
-            name = port.get_any_name()
-            if name not in data.files:
-                raise KeyError(f"the data has no array for model input {name!r}; it has {sorted(data.files)}")
-            arrays[name] = data[name].astype(port.get_element_type().to_dtype(), copy=False)
-    count = len(next(iter(arrays.values())))
-    count = min(count, limit) if limit else count
-    return [{name: array[i:i + 1] for name, array in arrays.items()} for i in range(count)]
+    from edgeopt.datafiles import load_samples
+
+    data = load_samples(npz_path, limit)
+    ports = [(port.get_any_name(), port.get_element_type().to_dtype()) for port in model.inputs]
+    feeds = []
+    for i in range(data.count):
+        given = data.feed(i, i + 1)
+        missing = [name for name, _ in ports if name not in given]
+        if missing:
+            raise KeyError(f"the data has no array for model input(s) {missing}; it has {sorted(given)}")
+        feeds.append({name: given[name].astype(dtype, copy=False) for name, dtype in ports})
+    return feeds
 
 
 def _output_index(compiled, output) -> int:

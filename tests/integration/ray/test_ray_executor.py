@@ -1,7 +1,6 @@
 """The Ray executor against a real local Ray instance that the test starts and stops."""
 
 import json
-import re
 
 import pytest
 
@@ -34,19 +33,18 @@ def test_passes_and_accuracy_runs_fan_out_to_ray_and_timing_stays_here(local_ray
 def test_a_failing_pass_on_ray_is_recorded_and_the_build_goes_on(local_ray, cli, mlp_project, tmp_path):
     import numpy as np
 
-    # calibration data that does not match the model's input: static quantization fails on Ray, the rest runs
-    np.savez(tmp_path / "wrong.npz", not_x=np.zeros((4, 64), np.float32))
-    manifest = mlp_project(calibration={"data": {"type": "npz", "path": str(tmp_path / "wrong.npz")}},
+    # calibration data with infinite values: static quantization fails on Ray (no scale), the rest runs
+    np.savez(tmp_path / "inf.npz", x=np.full((4, 64), np.inf, np.float32))
+    manifest = mlp_project(calibration={"data": {"type": "npz", "path": str(tmp_path / "inf.npz")}},
                            search={"frameworks": ["onnxruntime"]}, measure={"timeout_s": 120, "rounds": 2})
     result = cli("build", str(manifest), "--out", str(tmp_path / "out"), "--quiet", "--executor", "ray", "--no-cache")
     assert result.status in (ExitStatus.OK, ExitStatus.GATES_FAILED), result.stderr
     by_id = {c["id"]: c for c in json.loads((tmp_path / "out" / "report.json").read_text())["candidates"]}
     static = by_id["int8-static"]
     assert static["status"] == "failed", static
-    # the worker's own error travelled back from the Ray task: the model's input the data does not have
-    # (numpy words it "x is not a file in the archive"; older releases quote the name)
-    assert re.search(r"\bx\b|not_x", static["error_detail"]), static["error_detail"]
-    assert by_id["int8-dynamic"]["status"] == "ok"
+    # the worker's own error travelled back from the Ray task: ONNX Runtime's quantizer's words
+    assert "scale issue" in static["error_detail"], static["error_detail"]
+    assert by_id["int8-dynamic"]["status"] == "ok", by_id["int8-dynamic"].get("error_detail")
 
 
 def test_an_unknown_executor_is_a_usage_error(cli, mlp_project, tmp_path):
