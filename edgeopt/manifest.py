@@ -60,7 +60,27 @@ class InputSpec(_Strict):
             raise ValueError("a constant (`value`) has no batch axis")
         if self.batch_axis is not None and self.shape is not None and self.batch_axis >= len(self.shape):
             raise ValueError(f"batch_axis {self.batch_axis} is outside shape {self.shape}")
+        if self.value is not None:
+            _check_constant(self.value)
         return self
+
+
+MAX_CONSTANT_ELEMENTS = 1_000_000
+
+
+def _check_constant(value) -> None:
+    """A constant is a number or a rectangular list of numbers, of a size a manifest can sensibly hold."""
+    import numpy as np
+
+    try:
+        array = np.asarray(value)
+    except ValueError:
+        raise ValueError("value: a number or a rectangular list of numbers (rows of one length)") from None
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"value: a number or a rectangular list of numbers, not {array.dtype.kind!r} data")
+    if array.size > MAX_CONSTANT_ELEMENTS:
+        raise ValueError(f"value: {array.size:,} numbers; a constant in the manifest holds at most "
+                         f"{MAX_CONSTANT_ELEMENTS:,} (put larger arrays in the data)")
 
 
 class _DataSource(_Strict):

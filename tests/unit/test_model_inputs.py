@@ -138,3 +138,11 @@ def test_manifest_refuses_a_batch_axis_outside_the_shape_or_on_a_constant(tmp_pa
     with pytest.raises(ManifestError) as caught:
         manifest(tmp_path, [{"name": "sr", "value": 16000, "batch_axis": 0}])
     assert "a constant (`value`) has no batch axis" in str(caught.value)
+
+
+@pytest.mark.parametrize("value", [[[1, 2], [3]], ["a", "b"], [[True, None]]])
+def test_a_constant_that_is_not_a_rectangular_array_of_numbers_is_refused(tmp_path, value):
+    with pytest.raises(ManifestError) as caught:
+        manifest(tmp_path, [{"name": "sr", "value": value}])
+    assert "a number or a rectangular list of numbers" in str(caught.value)
+    assert caught.value.exit_status == ExitStatus.USAGE
