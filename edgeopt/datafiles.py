@@ -27,14 +27,31 @@ RESERVED = (LABELS_KEY, LAYOUT_KEY)
 @dataclass(frozen=True)
 class InputLayout:
     """How one model input is fed. `batch_axis` None: the input has no batch axis (a scalar): each feed takes
-    the batch's first sample's value. `value`: a constant fed to every call, never read from the data."""
+    the batch's first sample's value. `value`: a constant fed to every call, never read from the data.
+
+    `from_output`: a recurrent input (a streaming model's state), fed from that output of the previous call
+    when samples are run in order (evaluation); it starts, and restarts every `sequence_length` samples, at
+    `initial` in `shape` (one sample's, without the batch). Where calls are not chained (timing one step,
+    calibration, layer diagnosis) it is fed its initial value."""
 
     batch_axis: int | None = 0
     value: float | int | list | None = None
     dtype: str | None = None
+    from_output: str | None = None
+    initial: float | None = None
+    shape: list[int] | None = None
+    sequence_length: int | None = None
 
     def to_json(self) -> dict:
-        return {"batch_axis": self.batch_axis, "value": self.value, "dtype": self.dtype}
+        return {"batch_axis": self.batch_axis, "value": self.value, "dtype": self.dtype,
+                **({"from_output": self.from_output, "initial": self.initial, "shape": self.shape,
+                    "sequence_length": self.sequence_length} if self.from_output else {})}
+
+    def initial_value(self, batch: int) -> np.ndarray:
+        shape = list(self.shape or [])
+        if self.batch_axis is not None:
+            shape.insert(self.batch_axis, batch)
+        return np.full(shape, self.initial or 0, dtype=self.dtype or "float32")
 
 
 @dataclass(frozen=True)
@@ -63,10 +80,17 @@ class Samples:
         for name, layout in self.layout.items():
             if layout.value is not None:
                 feeds[name] = np.asarray(layout.value, dtype=layout.dtype)
+            elif layout.from_output:
+                feeds[name] = layout.initial_value(min(stop, self.count) - start)
         return feeds
 
     def batch_axis(self, name: str) -> int | None:
         return self.layout.get(name, InputLayout()).batch_axis
+
+    @property
+    def recurrent(self) -> dict[str, InputLayout]:
+        """Inputs fed from an output of the previous call, by name."""
+        return {name: layout for name, layout in self.layout.items() if layout.from_output}
 
 
 def save_arrays(path: Path, inputs: dict[str, np.ndarray], labels: np.ndarray | None = None,

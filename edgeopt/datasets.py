@@ -46,8 +46,9 @@ class Dataset:
                        labels=None if self.labels is None else self.labels[-count:])
 
     def with_layout(self, layout: dict[str, InputLayout]) -> Dataset:
-        """Constants come from the layout, never from the data: an array of the same name is dropped."""
-        constants = {name for name, item in layout.items() if item.value is not None}
+        """Constants and recurrent inputs come from the layout, never from the data: an array of the same
+        name is dropped."""
+        constants = {name for name, item in layout.items() if item.value is not None or item.from_output}
         return replace(self, inputs={k: v for k, v in self.inputs.items() if k not in constants}, layout=layout)
 
     def digest(self) -> str:

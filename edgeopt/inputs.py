@@ -87,7 +87,8 @@ def batch_axis_of(dims: tuple | list, symbol: str | None = None) -> int | None:
 
 
 def input_layouts(manifest: Manifest, declared: list[DeclaredInput] | None,
-                  arrays: dict[str, np.ndarray], where: str) -> dict[str, InputLayout]:
+                  arrays: dict[str, np.ndarray], where: str,
+                  outputs: list[DeclaredOutput] | None = None) -> dict[str, InputLayout]:
     """Each input's layout, with every problem between the data, the manifest and the model found at once."""
     specs = {spec.name: spec for spec in manifest.inputs}
     problems: list[Problem] = []
@@ -101,11 +102,17 @@ def input_layouts(manifest: Manifest, declared: list[DeclaredInput] | None,
     symbol = batch_symbol(declared or [])
     for model_input in declared or ():
         spec = specs.get(model_input.name)
-        layout = _layout(model_input, spec, symbol, arrays, where, problems)
+        if spec is not None and spec.from_output is not None:
+            layout = _recurrent(model_input, spec, symbol, manifest, outputs, problems)
+        else:
+            layout = _layout(model_input, spec, symbol, arrays, where, problems)
         if layout is not None:
             layouts[model_input.name] = layout
     if declared is None:  # no model file to read (a Hugging Face folder, exported later): the manifest's word
-        for spec in manifest.inputs:
+        for i, spec in enumerate(manifest.inputs):
+            if spec.from_output is not None:
+                problems.append(Problem(f"inputs[{i}].from_output", "a recurrent input is sized from the ONNX "
+                                        "model's declaration: give an ONNX source (model.format: onnx)"))
             layouts[spec.name] = _from_spec(spec, None, None)
     if problems:
         raise ManifestError(manifest.name, problems=problems,
@@ -123,6 +130,28 @@ def _from_spec(spec: InputSpec, model_input: DeclaredInput | None, symbol: str |
     if spec.shape is not None:
         return InputLayout(batch_axis=batch_axis_of(spec.shape))
     return InputLayout(batch_axis=batch_axis_of(model_input.dims, symbol) if model_input else 0)
+
+
+def _recurrent(model_input: DeclaredInput, spec: InputSpec, symbol: str | None, manifest: Manifest,
+               outputs: list[DeclaredOutput] | None, problems: list[Problem]) -> InputLayout | None:
+    """A state fed from an output of the previous call: that output must exist, and the state's sizes
+    other than the batch must be known to start it at its initial value."""
+    key = f"inputs.{model_input.name}"
+    names = [o.name for o in outputs or ()]
+    if outputs is not None and spec.from_output not in names:
+        problems.append(Problem(f"{key}.from_output", f"the model has no output {spec.from_output!r}; it has "
+                                f"{', '.join(names)}", tuple(closest(spec.from_output, names))))
+        return None
+    dims = list(spec.shape) if spec.shape is not None else list(model_input.dims)
+    axis = spec.batch_axis if spec.batch_axis is not None else batch_axis_of(dims, symbol)
+    rest = [d for i, d in enumerate(dims) if i != axis]
+    if not all(isinstance(d, int) and d > 0 for d in rest):
+        problems.append(Problem(f"{key}.shape", f"the model declares {model_input.shape_text()}: give every size "
+                                "but the batch's (e.g. shape: [2, batch, 128]) so the state can start at its "
+                                "initial value"))
+        return None
+    return InputLayout(batch_axis=axis, dtype=spec.dtype or model_input.dtype, from_output=spec.from_output,
+                       initial=spec.initial, shape=rest, sequence_length=manifest.evaluation.sequence_length)
 
 
 def _layout(model_input: DeclaredInput, spec: InputSpec | None, symbol: str | None, arrays: dict[str, np.ndarray],

@@ -53,11 +53,17 @@ class InputSpec(_Strict):
                                    "(data arrays are always samples first); default: the shape's batch axis, else 0")
     value: float | int | list | None = Field(default=None, description="a constant fed on every call and not read "
                                              "from the data (e.g. a sample rate: 16000)")
+    from_output: str | None = Field(default=None, description="a recurrent input (a streaming model's state): fed "
+                                    "the named output of the previous call when samples run in order; not read "
+                                    "from the data")
+    initial: float = Field(default=0.0, description="a recurrent input's value at the start of each sequence")
 
     @model_validator(mode="after")
     def _axis_within_shape(self) -> InputSpec:
         if self.batch_axis is not None and self.value is not None:
             raise ValueError("a constant (`value`) has no batch axis")
+        if self.from_output is not None and self.value is not None:
+            raise ValueError("an input is a constant (`value`) or fed from an output (`from_output`), not both")
         if self.batch_axis is not None and self.shape is not None and self.batch_axis >= len(self.shape):
             raise ValueError(f"batch_axis {self.batch_axis} is outside shape {self.shape}")
         if self.value is not None:
@@ -150,6 +156,9 @@ class EvaluationSpec(_Strict):
     data: DataSource
     metric: MetricSpec
     batch_size: int = Field(default=16, ge=1, description="batch for the accuracy pass (if the model allows)")
+    sequence_length: int | None = Field(default=None, ge=1, description="with recurrent inputs (`from_output`): "
+                                        "samples per sequence, run in order, the state restarting at each; "
+                                        "default: all samples are one sequence")
 
 
 class CalibrationSpec(_Strict):

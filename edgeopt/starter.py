@@ -41,7 +41,7 @@ def starter_manifest(model: Path, manifest_dir: Path) -> str:
         "inputs:",
     ]
     for item in inputs:
-        lines += _input_lines(item, symbol)
+        lines += _input_lines(item, symbol, outputs)
     arrays = [f"{i.name} {_sample_shape(i, symbol)}" for i in inputs if i.dims]
     lines += [
         "",
@@ -60,7 +60,7 @@ def starter_manifest(model: Path, manifest_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def _input_lines(item: DeclaredInput, symbol: str | None) -> list[str]:
+def _input_lines(item: DeclaredInput, symbol: str | None, outputs: list[DeclaredOutput]) -> list[str]:
     dims = [d if d is not None else f"dim{i}" for i, d in enumerate(item.dims)]
     lines = [f"  - name: {_quote(item.name)}", f"    shape: [{', '.join(_quote(d) for d in dims)}]"]
     if item.dtype in PRECISIONS:
@@ -69,6 +69,10 @@ def _input_lines(item: DeclaredInput, symbol: str | None) -> list[str]:
         lines.append("    # a scalar: if it is the same on every call (a sample rate), give it here: value: 16000")
     else:
         axis = batch_axis_of(item.dims, symbol)
+        twins = [o.name for o in outputs if o.dims == item.dims and o.dtype == item.dtype]
+        if twins and len(item.dims) > 1:  # an output shaped like this input: likely the next state
+            lines.append(f"    # a recurrent state? `from_output: {_quote(twins[0])}` feeds it that output of the "
+                         "previous call (then the data need not hold it)")
         if axis:
             size = item.dims[axis] if item.dims[axis] is not None else "unnamed, free size"
             lines.append(f"    batch_axis: {axis}  # samples go on axis {axis} ({size})")

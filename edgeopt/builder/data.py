@@ -11,7 +11,7 @@ from edgeopt.builder.layout import OutputLayout
 from edgeopt.datasets import Dataset, load_dataset
 from edgeopt.errors import ManifestError
 from edgeopt.hashing import path_digest, value_digest
-from edgeopt.inputs import DeclaredInput, declared_io, input_layouts
+from edgeopt.inputs import DeclaredInput, DeclaredOutput, declared_io, input_layouts
 from edgeopt.manifest import Manifest, resolve_path
 
 
@@ -27,14 +27,15 @@ class BuildData:
 def prepare_data(manifest: Manifest, layout: OutputLayout) -> BuildData:
     if manifest.model.task == "causal-lm":
         return _text(manifest)
-    declared = declared_source_inputs(manifest)
+    io = declared_source_io(manifest)
+    declared, outputs = io if io is not None else (None, None)
     names = [d.name for d in declared] if declared is not None else None
     evaluation = _checked(load_dataset(manifest.evaluation.data, manifest, "evaluation.data", names),
-                          manifest, declared, "evaluation.data")
+                          manifest, declared, outputs, "evaluation.data")
     notes = []
     if manifest.calibration.data is not None:
         calibration = _checked(load_dataset(manifest.calibration.data, manifest, "calibration.data", names),
-                               manifest, declared, "calibration.data")
+                               manifest, declared, outputs, "calibration.data")
     else:
         calibration = evaluation
         notes.append("calibrated on the evaluation data (the manifest names no calibration data)")
@@ -53,8 +54,8 @@ def prepare_data(manifest: Manifest, layout: OutputLayout) -> BuildData:
     )
 
 
-def declared_source_inputs(manifest: Manifest) -> list[DeclaredInput] | None:
-    """The source model's inputs as its file declares them (ONNX sources; an export is made later)."""
+def declared_source_io(manifest: Manifest) -> tuple[list[DeclaredInput], list[DeclaredOutput]] | None:
+    """The source model's inputs and outputs as its file declares them (ONNX sources; an export is made later)."""
     if manifest.model.format != "onnx":
         return None
     from edgeopt.model_checks import check_onnx
@@ -63,11 +64,12 @@ def declared_source_inputs(manifest: Manifest) -> list[DeclaredInput] | None:
     if not path.is_file():
         raise ManifestError(manifest.name, "model.path", f"{path} is not a model file")
     check_onnx(path)  # before anything parses it further
-    return declared_io(path)[0]
+    return declared_io(path)
 
 
-def _checked(dataset: Dataset, manifest: Manifest, declared: list[DeclaredInput] | None, where: str) -> Dataset:
-    return dataset.with_layout(input_layouts(manifest, declared, dataset.inputs, where))
+def _checked(dataset: Dataset, manifest: Manifest, declared: list[DeclaredInput] | None,
+             outputs: list[DeclaredOutput] | None, where: str) -> Dataset:
+    return dataset.with_layout(input_layouts(manifest, declared, dataset.inputs, where, outputs))
 
 
 def _text(manifest: Manifest) -> BuildData:

@@ -12,9 +12,32 @@ from edgeopt.protocol import AccuracyRequest
 
 def outputs_of(session: GraphSession, samples: Samples, output: int | str, batch: int) -> np.ndarray:
     index = session.output_names.index(output) if isinstance(output, str) else int(output)
+    if samples.recurrent:
+        return _carried_outputs(session, samples, index)
     batch = session.fixed_batch(samples) or batch
     return np.concatenate([np.atleast_1d(session.run(session.feeds(samples, i, i + batch))[index])
                            for i in range(0, samples.count, batch)])
+
+
+def _carried_outputs(session: GraphSession, samples: Samples, index: int) -> np.ndarray:
+    """A streaming model over its samples in order, one call per sample, each recurrent input fed the output
+    it names from the previous call (its initial value at each sequence's start): the state a candidate
+    carries is its own, so its errors accumulate as they would on the device."""
+    recurrent = samples.recurrent
+    missing = sorted({layout.from_output for layout in recurrent.values()} - set(session.output_names))
+    if missing:
+        raise KeyError(f"recurrent input(s) are fed from output(s) {missing} the model does not have; it has "
+                       f"{session.output_names}")
+    collected, carried = [], {}
+    for i in range(samples.count):
+        feeds = session.feeds(samples, i, i + 1)
+        for name, layout in recurrent.items():
+            if name in carried and not (layout.sequence_length and i % layout.sequence_length == 0):
+                feeds[name] = carried[name].astype(feeds[name].dtype, copy=False)
+        results = session.run(feeds)
+        carried = {name: results[session.output_names.index(layout.from_output)] for name, layout in recurrent.items()}
+        collected.append(np.atleast_1d(results[index]))
+    return np.concatenate(collected)
 
 
 def graph_accuracy(session: GraphSession, request: AccuracyRequest) -> dict:

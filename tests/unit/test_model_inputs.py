@@ -146,3 +146,65 @@ def test_a_constant_that_is_not_a_rectangular_array_of_numbers_is_refused(tmp_pa
         manifest(tmp_path, [{"name": "sr", "value": value}])
     assert "a number or a rectangular list of numbers" in str(caught.value)
     assert caught.value.exit_status == ExitStatus.USAGE
+
+
+class Accumulator:
+    """A streaming model in numpy: output = input + state, and the next state is state + input (a running
+    sum); state is [2, batch, 3], batch on axis 1."""
+
+    output_names = ["output", "stateN"]
+
+    def __init__(self):
+        from edgeopt.frameworks.base import InputInfo
+
+        self.inputs = [InputInfo("input", ("batch", 3), np.dtype("float32")),
+                       InputInfo("state", (2, "batch", 3), np.dtype("float32"))]
+        self.calls = 0
+
+    def run(self, feeds):
+        self.calls += 1
+        state = feeds["state"]
+        return [feeds["input"] + state[0], state + feeds["input"][None]]
+
+    def fixed_batch(self, samples):
+        return None
+
+    def feeds(self, samples, start, stop):
+        from edgeopt.frameworks.base import GraphSession
+
+        return GraphSession.feeds(self, samples, start, stop)
+
+
+def test_a_recurrent_input_carries_each_calls_output_to_the_next_and_restarts_each_sequence():
+    from edgeopt.datafiles import Samples
+    from edgeopt.measure.accuracy import outputs_of
+
+    steps = np.ones((6, 3), np.float32)
+    layout = {"state": InputLayout(batch_axis=1, dtype="float32", from_output="stateN", initial=0.0, shape=[2, 3],
+                                   sequence_length=3)}
+    session = Accumulator()
+    outputs = outputs_of(session, Samples({"input": steps}, None, layout), "output", batch=16)
+    # running sums 1, 2, 3 within each sequence of three, restarting at the fourth sample
+    assert outputs[:, 0].tolist() == [1.0, 2.0, 3.0, 1.0, 2.0, 3.0]
+    assert session.calls == 6  # one sample per call, in order (a batch of 16 would lose the order)
+    # where calls are not chained (timing one step), the state is its initial value, batch on its axis
+    assert Samples({"input": steps}, None, layout).feed(0, 4)["state"].shape == (2, 4, 3)
+
+
+def test_a_recurrent_input_needs_an_output_of_that_name_and_known_sizes(tmp_path):
+    from edgeopt.inputs import DeclaredOutput
+
+    outputs = [DeclaredOutput("output", ("batch", 1), "float32"), DeclaredOutput("stateN", (2, "batch", 16), "float32")]
+    ok = manifest(tmp_path, [{"name": "sr", "value": 16000}, {"name": "state", "from_output": "stateN"}])
+    arrays = {"input": data()["input"]}
+    layouts = input_layouts(ok, STREAMING, arrays, "evaluation.data", outputs)
+    assert layouts["state"] == InputLayout(batch_axis=1, dtype="float32", from_output="stateN", initial=0.0,
+                                           shape=[2, 16], sequence_length=None)
+    typo = manifest(tmp_path, [{"name": "sr", "value": 16000}, {"name": "state", "from_output": "state_n"}])
+    with pytest.raises(ManifestError) as caught:
+        input_layouts(typo, STREAMING, arrays, "evaluation.data", outputs)
+    assert "the model has no output 'state_n'" in problems(caught) and "stateN" in problems(caught)
+    unsized = [STREAMING[0], DeclaredInput("state", (2, "batch", "hidden"), "float32"), STREAMING[2]]
+    with pytest.raises(ManifestError) as caught:
+        input_layouts(ok, unsized, arrays, "evaluation.data", outputs)
+    assert "give every size but the batch's" in problems(caught)

@@ -74,12 +74,13 @@ def test_data_that_does_not_fit_is_exit_2_naming_the_input_and_the_fix_before_an
 
 
 @pytest.mark.openvino
-def test_openvino_and_nncf_feed_the_streaming_model_the_same_way(cli, tmp_path):
+def test_openvino_and_nncf_run_the_streaming_model_carrying_its_state(cli, tmp_path):
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")
     out = tmp_path / "out"
-    result = cli("build", str(streaming_project(tmp_path, ["openvino"], batch_name="frames")), "--out", str(out),
-                 "--quiet")
+    manifest = streaming_project(tmp_path, ["openvino"], batch_name="frames",
+                                 inputs=[{"name": "sr", "value": 16000}, {"name": "state", "from_output": "stateN"}])
+    result = cli("build", str(manifest), "--out", str(out), "--quiet")
     assert result.status in (ExitStatus.OK, ExitStatus.GATES_FAILED), result.stderr
     by_id = {c["id"]: c for c in json.loads((out / "report.json").read_text())["candidates"]}
     for candidate in ("ov-fp32", "ov-int8"):  # converted, and quantized by NNCF on the same feeds
@@ -126,6 +127,7 @@ def test_init_writes_a_manifest_from_what_the_model_declares(cli, tmp_path):
     text = out.read_text()
     assert "TODO: arrays input [N, 64], state [N, 2, 16]" in text  # what the data file must hold, samples first
     assert "value: 16000" in text  # the scalar is pointed out as a likely constant
+    assert '`from_output: "stateN"`' in text  # and the input shaped like an output as a likely state
     manifest = load_manifest(out)  # what it writes is a valid manifest
     assert manifest.model.path == str(tmp_path / "vad.onnx") and manifest.evaluation.metric.name == "fidelity"
     assert [(i.name, i.shape, i.dtype) for i in manifest.inputs] == [
@@ -143,3 +145,36 @@ def test_init_guesses_a_classifier_from_its_output(cli, tmp_path):
     assert result.status == ExitStatus.OK, result.stderr
     text = (tmp_path / "m.yaml").read_text()
     assert "task: classification" in text and "name: top1" in text and "and `labels` for top1" in text
+
+
+def test_a_streaming_models_state_is_carried_from_call_to_call_in_evaluation(cli, tmp_path):
+    manifest = streaming_project(tmp_path, ["onnxruntime"],
+                                 inputs=[{"name": "sr", "value": 16000}, {"name": "state", "from_output": "stateN"}])
+    spec = yaml.safe_load(manifest.read_text())
+    spec["evaluation"]["sequence_length"] = 12
+    manifest.write_text(yaml.safe_dump(spec))
+    with np.load(tmp_path / "eval.npz") as data:
+        steps = data["input"]
+    np.savez(tmp_path / "eval.npz", input=steps)  # no state in the data: it comes from the model's own output
+    out = tmp_path / "out"
+    result = cli("build", str(manifest), "--out", str(out), "--quiet")
+    assert result.status in (ExitStatus.OK, ExitStatus.GATES_FAILED), result.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["baseline"]["status"] == "ok", report["baseline"]
+    assert all(c["status"] in ("ok", "duplicate") for c in report["candidates"]), \
+        [(c["id"], c.get("error")) for c in report["candidates"] if c["status"] not in ("ok", "duplicate")]
+    # the baseline's reference outputs are those of the model run in order, carrying its state
+    session = onnxruntime.InferenceSession(str(tmp_path / "vad.onnx"), providers=["CPUExecutionProvider"])
+    expected, state = [], None
+    for i, step in enumerate(steps):
+        if i % 12 == 0:
+            state = np.zeros((2, 1, 16), np.float32)
+        output, state = session.run(None, {"input": step[None], "state": state, "sr": np.array(16000)})
+        expected.append(output)
+    reference = np.load(out / "steps" / "baseline" / "outputs.npy")
+    np.testing.assert_allclose(reference, np.concatenate(expected), rtol=1e-5, atol=1e-6)
+    # fed its initial value instead of carried, the outputs would differ: the carrying is what is measured
+    zeros = np.zeros((2, 1, 16), np.float32)
+    uncarried = np.concatenate([session.run(None, {"input": s[None], "state": zeros, "sr": np.array(16000)})[0]
+                                for s in steps])
+    assert not np.allclose(reference, uncarried, atol=1e-3)

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import yaml
 
 from edgeopt.errors import ExitStatus
 from tests.integration.conftest import write_mlp_project
