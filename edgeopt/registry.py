@@ -7,9 +7,9 @@ framework. The CLI builds one Registry and passes it down; nothing registers its
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from collections.abc import Mapping
 
 from edgeopt.errors import PlanError, closest
 from edgeopt.frameworks.base import Availability, FrameworkAdapter
