@@ -14,6 +14,7 @@ file with numpy alone.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,9 +31,9 @@ class InputLayout:
     the batch's first sample's value. `value`: a constant fed to every call, never read from the data.
 
     `from_output`: a recurrent input (a streaming model's state), fed from that output of the previous call
-    when samples are run in order (evaluation); it starts, and restarts every `sequence_length` samples, at
-    `initial` in `shape` (one sample's, without the batch). Where calls are not chained (timing one step,
-    calibration, layer diagnosis) it is fed its initial value."""
+    when samples are run in order (evaluation, calibration); it starts, and restarts every `sequence_length`
+    samples, at `initial` in `shape` (one sample's, without the batch). Where calls are not chained (timing
+    one step, layer diagnosis) it is fed its initial value."""
 
     batch_axis: int | None = 0
     value: float | int | list | None = None
@@ -91,6 +92,20 @@ class Samples:
     def recurrent(self) -> dict[str, InputLayout]:
         """Inputs fed from an output of the previous call, by name."""
         return {name: layout for name, layout in self.layout.items() if layout.from_output}
+
+    def in_order(self, run: Callable[[dict], dict[str, np.ndarray]]) -> Iterator[tuple[dict, dict]]:
+        """The samples one call each, in order, every recurrent input fed the output it names from the
+        previous call (its initial value at each sequence's start): (feeds, outputs by name) per sample.
+        `run` calls the model on feeds and returns its outputs by name."""
+        carried: dict[str, np.ndarray] = {}
+        for i in range(self.count):
+            feeds = self.feed(i, i + 1)
+            for name, layout in self.recurrent.items():
+                if name in carried and not (layout.sequence_length and i % layout.sequence_length == 0):
+                    feeds[name] = np.asarray(carried[name]).astype(feeds[name].dtype, copy=False)
+            outputs = run(feeds)
+            carried = {name: outputs[layout.from_output] for name, layout in self.recurrent.items()}
+            yield feeds, outputs
 
 
 def save_arrays(path: Path, inputs: dict[str, np.ndarray], labels: np.ndarray | None = None,

@@ -82,7 +82,10 @@ class GraphSession(ABC):
         return None
 
     def feeds(self, samples: Samples, start: int, stop: int) -> dict[str, np.ndarray]:
-        given = samples.feed(start, stop)
+        return self.model_feeds(samples.feed(start, stop))
+
+    def model_feeds(self, given: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The model's inputs out of `given`, each in the type the model declares."""
         missing = [info.name for info in self.inputs if info.name not in given]
         if missing:
             raise KeyError(f"the data has no array for model input(s) {missing}; it has {sorted(given)}")

@@ -28,16 +28,12 @@ def _carried_outputs(session: GraphSession, samples: Samples, index: int) -> np.
     if missing:
         raise KeyError(f"recurrent input(s) are fed from output(s) {missing} the model does not have; it has "
                        f"{session.output_names}")
-    collected, carried = [], {}
-    for i in range(samples.count):
-        feeds = session.feeds(samples, i, i + 1)
-        for name, layout in recurrent.items():
-            if name in carried and not (layout.sequence_length and i % layout.sequence_length == 0):
-                feeds[name] = carried[name].astype(feeds[name].dtype, copy=False)
-        results = session.run(feeds)
-        carried = {name: results[session.output_names.index(layout.from_output)] for name, layout in recurrent.items()}
-        collected.append(np.atleast_1d(results[index]))
-    return np.concatenate(collected)
+
+    def run(feeds: dict) -> dict:
+        return dict(zip(session.output_names, session.run(session.model_feeds(feeds))))
+
+    name = session.output_names[index]
+    return np.concatenate([np.atleast_1d(outputs[name]) for _, outputs in samples.in_order(run)])
 
 
 def graph_accuracy(session: GraphSession, request: AccuracyRequest) -> dict:

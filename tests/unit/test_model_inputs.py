@@ -9,6 +9,7 @@ import yaml
 
 from edgeopt.datafiles import InputLayout, load_samples, save_arrays
 from edgeopt.errors import ExitStatus, ManifestError
+from edgeopt.frameworks.base import GraphSession, InputInfo
 from edgeopt.inputs import DeclaredInput, batch_symbol, input_layouts
 from edgeopt.manifest import load_manifest
 
@@ -148,15 +149,13 @@ def test_a_constant_that_is_not_a_rectangular_array_of_numbers_is_refused(tmp_pa
     assert caught.value.exit_status == ExitStatus.USAGE
 
 
-class Accumulator:
+class Accumulator(GraphSession):
     """A streaming model in numpy: output = input + state, and the next state is state + input (a running
     sum); state is [2, batch, 3], batch on axis 1."""
 
     output_names = ["output", "stateN"]
 
     def __init__(self):
-        from edgeopt.frameworks.base import InputInfo
-
         self.inputs = [InputInfo("input", ("batch", 3), np.dtype("float32")),
                        InputInfo("state", (2, "batch", 3), np.dtype("float32"))]
         self.calls = 0
@@ -165,14 +164,6 @@ class Accumulator:
         self.calls += 1
         state = feeds["state"]
         return [feeds["input"] + state[0], state + feeds["input"][None]]
-
-    def fixed_batch(self, samples):
-        return None
-
-    def feeds(self, samples, start, stop):
-        from edgeopt.frameworks.base import GraphSession
-
-        return GraphSession.feeds(self, samples, start, stop)
 
 
 def test_a_recurrent_input_carries_each_calls_output_to_the_next_and_restarts_each_sequence():

@@ -227,8 +227,15 @@ def _samples(npz_path: Path, model_path: str, limit: int | None) -> list[dict[st
     session = ort().InferenceSession(model_path, providers=["CPUExecutionProvider"])
     data = load_samples(npz_path, limit)
     inputs = [(i.name, i.type) for i in session.get_inputs()]
-    feeds = [data.feed(i, i + 1) for i in range(data.count)]
-    return [{name: cast(feed[name], kind) for name, kind in inputs} for feed in feeds]
+    names = [o.name for o in session.get_outputs()]
+
+    def typed(feed: dict) -> dict:
+        return {name: cast(feed[name], kind) for name, kind in inputs}
+
+    if not data.recurrent:
+        return [typed(data.feed(i, i + 1)) for i in range(data.count)]
+    # a streaming model is calibrated on the states the float model carries, not only on the initial one
+    return [typed(feed) for feed, _ in data.in_order(lambda feed: dict(zip(names, session.run(None, typed(feed)))))]
 
 
 def op_counts(path: Path | str) -> Counter:

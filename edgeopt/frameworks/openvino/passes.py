@@ -259,14 +259,24 @@ def _feeds(npz_path: Path, model, limit: int | None = None) -> list[dict[str, np
 
     data = load_samples(npz_path, limit)
     ports = [(port.get_any_name(), port.get_element_type().to_dtype()) for port in model.inputs]
-    feeds = []
-    for i in range(data.count):
-        given = data.feed(i, i + 1)
+
+    def typed(given: dict) -> dict:
         missing = [name for name, _ in ports if name not in given]
         if missing:
             raise KeyError(f"the data has no array for model input(s) {missing}; it has {sorted(given)}")
-        feeds.append({name: given[name].astype(dtype, copy=False) for name, dtype in ports})
-    return feeds
+        return {name: given[name].astype(dtype, copy=False) for name, dtype in ports}
+
+    if not data.recurrent:
+        return [typed(data.feed(i, i + 1)) for i in range(data.count)]
+    # a streaming model is calibrated on the states the float model carries, not only on the initial one
+    compiled = ov().Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    request = compiled.create_infer_request()
+
+    def run(feed: dict) -> dict:
+        results = request.infer(typed(feed))
+        return {port.get_any_name(): np.array(results[port]) for port in compiled.outputs}
+
+    return [typed(feed) for feed, _ in data.in_order(run)]
 
 
 def _output_index(compiled, output) -> int:
