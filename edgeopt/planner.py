@@ -33,6 +33,7 @@ class Step(_Frozen):
     role: Literal["candidate", "baseline"]
     needs_calibration: bool
     needs_validation: bool = False
+    needs_timing_data: bool = False
     cost: int = 1  # relative effort of the pass; the cheap-first search runs low costs first
     why: str = ""
 
@@ -315,6 +316,7 @@ def _expand_steps(recipes: dict[str, Recipe], searched: list[str], baseline_fram
                         id=step_id, framework=framework, stage=stage.name, pass_name=entry.pass_name,
                         config=validated.model_dump(mode="json"), input=input_id, role=role,
                         needs_calibration=pass_class.needs_calibration, needs_validation=pass_class.needs_validation,
+                        needs_timing_data=pass_class.needs_timing_data,
                         cost=pass_class.cost, why=entry.why,
                     ))
                     previous = step_id

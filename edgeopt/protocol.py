@@ -63,6 +63,7 @@ class PassRequest(_Request):
     task: str = "generic"
     source_path: str | None = None
     calibration_data: str | None = None
+    timing_data: str | None = None
     validation: Validation | None = None
 
 

@@ -69,6 +69,7 @@ class CacheKeys:
             validation=self.validation() if step.needs_validation else None,
             versions=self.versions(framework, artifact.framework if artifact else None),
             task=self.manifest.model.task, target=self.plan.target.id,
+            **({"timing": self.data.digests["timing"]} if step.needs_timing_data else {}),
         )
 
     def accuracy_key(self, artifact: ModelArtifact, baseline: bool) -> str:

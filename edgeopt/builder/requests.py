@@ -60,6 +60,7 @@ class Requests:
             output_dir=str(self.layout.model(step.id)), task=self.manifest.model.task,
             source_path=str(resolve_path(self.manifest.model.path)) if step.input == "source" else None,
             calibration_data=str(self.data.calibration) if step.needs_calibration else None,
+            timing_data=str(self.data.timing) if step.needs_timing_data else None,
             validation=validation, **self._common)
         return Job(request, str(self.layout.work(step.id, "pass")), self.limits)
 

@@ -55,6 +55,42 @@ class Optimize(Pass):
 QuantOp = Literal["MatMul", "Gemm", "Conv", "Attention", "LSTM", "Gather", "Add", "Mul"]
 
 
+class FixShapesConfig(PassConfig):
+    """No settings: every dynamic dimension takes its size in the batch the build times."""
+
+
+class FixShapes(Pass):
+    name = "fix_shapes"
+    Config = FixShapesConfig
+    needs_timing_data = True
+    summary = "every dynamic input dimension fixed to the timed batch's (ONNX Runtime's make_input_shape_fixed)"
+
+    def apply(self, config: FixShapesConfig, artifact: ModelArtifact, context: PassContext) -> ModelArtifact:
+        import onnx
+        from onnxruntime.tools.onnx_model_utils import fix_output_shapes, make_input_shape_fixed
+
+        from edgeopt.datafiles import load_samples
+
+        if context.timing_data is None:
+            raise ValueError("fix_shapes needs the timed batch")
+        timed = load_samples(context.timing_data)
+        feeds = timed.feed(0, timed.count)
+        model = onnx.load(artifact.path)
+        weights = {t.name for t in model.graph.initializer}
+        dynamic = [i.name for i in model.graph.input if i.name not in weights
+                   and any(not d.HasField("dim_value") for d in i.type.tensor_type.shape.dim)]
+        if not dynamic:
+            raise NothingToDo("every input's shape is already fixed")
+        fixed = {name: [int(n) for n in np.shape(feeds[name])] for name in dynamic}
+        for name, shape in fixed.items():
+            make_input_shape_fixed(model.graph, name, shape)
+        fix_output_shapes(model)
+        out = fresh_dir(context.output_dir) / MODEL_FILE
+        onnx.save(model, str(out))
+        return derive(artifact, out, context, f"onnxruntime.{self.name}", config, precision=artifact.precision,
+                      notes={"fixed_shapes": fixed})
+
+
 class QuantizeDynamicConfig(PassConfig):
     op_types: list[QuantOp] = Field(default=["MatMul", "Gemm"], description="ops to quantize")
     per_channel: bool = False
@@ -255,4 +291,4 @@ def require_quantized(out: Path, source: str, op_types) -> dict:
     return {"quantized_nodes": quantized, "nodes": sum(counts.values())}
 
 
-PASSES = {p.name: p for p in (Optimize, QuantizeDynamic, QuantizeStatic, Fp16, Session)}
+PASSES = {p.name: p for p in (Optimize, FixShapes, QuantizeDynamic, QuantizeStatic, Fp16, Session)}

@@ -198,3 +198,26 @@ def test_calibration_of_a_streaming_model_sees_the_states_the_float_model_carrie
     for i in (1, 2, 3, 5):  # then every call gets the state the previous one returned
         np.testing.assert_allclose(feeds[i]["state"], session.run(None, feeds[i - 1])[1], rtol=1e-6)
     assert not feeds[4]["state"].any()  # the second sequence restarts
+
+
+def test_a_fixed_shape_candidate_takes_the_timed_batchs_shapes_and_a_static_model_skips_it(cli, mlp_project, tmp_path):
+    import onnx
+
+    out = tmp_path / "out"
+    manifest = mlp_project(search={"frameworks": ["onnxruntime"], "max_candidates": 3})
+    result = cli("build", str(manifest), "--out", str(out), "--quiet")
+    assert result.status in (ExitStatus.OK, ExitStatus.GATES_FAILED), result.stderr
+    fixed = {c["id"]: c for c in json.loads((out / "report.json").read_text())["candidates"]}["fp32-fixed"]
+    assert fixed["status"] == "ok", fixed
+    assert fixed["lineage"][-1]["notes"]["fixed_shapes"] == {"x": [1, 64]}  # measure.batch_size 1
+    dims = onnx.load(fixed["model_path"]).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims] == [1, 64] and not any(d.dim_param for d in dims)
+    # a model whose every input is already static has nothing to fix: skipped, not a duplicate candidate
+    model = onnx.load(str(tmp_path / "mlp.onnx"))
+    from onnxruntime.tools.onnx_model_utils import make_input_shape_fixed
+
+    make_input_shape_fixed(model.graph, "x", [1, 64])
+    onnx.save(model, str(tmp_path / "mlp.onnx"))
+    result = cli("build", str(manifest), "--out", str(tmp_path / "out2"), "--quiet")
+    records = {c["id"]: c for c in json.loads((tmp_path / "out2" / "report.json").read_text())["candidates"]}
+    assert records["fp32-fixed"]["status"] == "skipped" and "already fixed" in records["fp32-fixed"]["error"]
