@@ -79,8 +79,7 @@ def _source_quantized(manifest: Manifest) -> str | None:
     from edgeopt.quantized import quantized_form
 
     path = resolve_path(manifest.model.path)
-    check_onnx(path)
-    return quantized_form(path)
+    return quantized_form(check_onnx(path))
 
 
 def _check_model_path(manifest: Manifest, file: str) -> None:

@@ -10,7 +10,6 @@ failing in the runtime with "Got invalid dimensions for input: state".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -44,11 +43,9 @@ class DeclaredOutput:
     dtype: str | None
 
 
-def declared_io(path: str | Path) -> tuple[list[DeclaredInput], list[DeclaredOutput]]:
-    """The graph's inputs (initializers excluded: older exporters list weights as inputs) and outputs."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
+def declared_io(model) -> tuple[list[DeclaredInput], list[DeclaredOutput]]:
+    """An ONNX ModelProto's graph inputs (initializers excluded: older exporters list weights as inputs) and
+    outputs."""
     weights = {t.name for t in model.graph.initializer}
 
     def describe(value):

@@ -24,9 +24,10 @@ _EXTERNAL = 1  # onnx.TensorProto.EXTERNAL
 
 
 # -- ONNX -------------------------------------------------------------------------------------------------------
-def check_onnx(path: str | Path) -> None:
+def check_onnx(path: str | Path):
     """Refuse an ONNX file that cannot be parsed, is missing its graph, keeps external data outside its
-    folder (or past the end of the data file), or declares absurd dimensions. Reads no external data."""
+    folder (or past the end of the data file), or declares absurd dimensions. Reads no external data.
+    Returns the checked ModelProto (weights in external files not loaded), so callers parse it once."""
     path = Path(path)
     size = _regular_file(path, "ONNX model")
     if size > MAX_PROTO_BYTES:
@@ -50,6 +51,7 @@ def check_onnx(path: str | Path) -> None:
         _check_tensor(path, folder, where, tensor)
     for where, value_info in _value_infos(model):
         _check_value_info(path, where, value_info)
+    return model
 
 
 def _tensors(model):

@@ -9,7 +9,6 @@ passes for such a source and says why; runtime and session candidates and OpenVI
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 QDQ = ("QuantizeLinear", "DequantizeLinear")
 QOPERATOR = ("QLinearConv", "QLinearMatMul", "QLinearAdd", "QLinearMul", "QGemm", "QAttention", "ConvInteger",
@@ -18,12 +17,9 @@ WEIGHT_ONLY = ("MatMulNBits", "MatMulBnb4", "GatherBlockQuantized")
 _FLOAT, _FLOAT16, _BFLOAT16 = 1, 10, 16  # onnx.TensorProto element types
 
 
-def quantized_form(path: str | Path) -> str | None:
-    """What quantized form the ONNX graph is in, with the evidence ("QDQ int8: 36 QuantizeLinear, 36
-    DequantizeLinear"), or None for a float32 graph."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
+def quantized_form(model) -> str | None:
+    """What quantized form an ONNX ModelProto's graph is in, with the evidence ("QDQ int8: 36 QuantizeLinear,
+    36 DequantizeLinear"), or None for a float32 graph."""
     ops = Counter(node.op_type for node in _nodes(model.graph))
     for label, names in (("QDQ", QDQ), ("QOperator int8", QOPERATOR), ("weight-only", WEIGHT_ONLY)):
         found = {name: ops[name] for name in names if ops[name]}

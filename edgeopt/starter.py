@@ -24,8 +24,7 @@ def starter_manifest(model: Path, manifest_dir: Path) -> str:
                          "`model: {path: FOLDER, format: hf-transformers}` written by hand (see `edgeopt schema`)")
     from edgeopt.model_checks import check_onnx
 
-    check_onnx(model)
-    inputs, outputs = declared_io(model)
+    inputs, outputs = declared_io(check_onnx(model))
     symbol = batch_symbol(inputs)
     task, metric, output = _guess_task(outputs)
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", model.stem).strip("-._") or "model"

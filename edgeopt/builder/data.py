@@ -63,8 +63,7 @@ def declared_source_io(manifest: Manifest) -> tuple[list[DeclaredInput], list[De
     path = resolve_path(manifest.model.path)
     if not path.is_file():
         raise ManifestError(manifest.name, "model.path", f"{path} is not a model file")
-    check_onnx(path)  # before anything parses it further
-    return declared_io(path)
+    return declared_io(check_onnx(path))  # checked before anything reads it further
 
 
 def _checked(dataset: Dataset, manifest: Manifest, declared: list[DeclaredInput] | None,

@@ -70,15 +70,14 @@ class FixShapes(Pass):
         from onnxruntime.tools.onnx_model_utils import fix_output_shapes, make_input_shape_fixed
 
         from edgeopt.datafiles import load_samples
+        from edgeopt.inputs import declared_io
 
         if context.timing_data is None:
             raise ValueError("fix_shapes needs the timed batch")
         timed = load_samples(context.timing_data)
         feeds = timed.feed(0, timed.count)
         model = onnx.load(artifact.path)
-        weights = {t.name for t in model.graph.initializer}
-        dynamic = [i.name for i in model.graph.input if i.name not in weights
-                   and any(not d.HasField("dim_value") for d in i.type.tensor_type.shape.dim)]
+        dynamic = [i.name for i in declared_io(model)[0] if not all(isinstance(d, int) for d in i.dims)]
         if not dynamic:
             raise NothingToDo("every input's shape is already fixed")
         fixed = {name: [int(n) for n in np.shape(feeds[name])] for name in dynamic}
