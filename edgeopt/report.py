@@ -183,6 +183,19 @@ def load_report(path: Path) -> Report:
 _MARK = {"pass": "✓", "fail": "✗", "inconclusive": "?"}
 
 
+def baseline_origin(report: Report) -> str:
+    """How the reference every ratio is taken against was made: the source as given, or the export (and
+    which exporter) a user would run without edgeopt."""
+    lineage = report.baseline.lineage
+    if not lineage:
+        return f"the source model as given, run by {report.baseline.framework}"
+    made = lineage[-1]
+    notes = made.get("notes") or {}
+    how, fallback = notes.get("exporter"), notes.get("why_not_optimum")
+    return (f"{made['pass_name']}" + (f" with {how}" if how else "") + f", run by {report.baseline.framework}"
+            + (f" ({fallback})" if fallback else ""))
+
+
 def render_summary(report: Report) -> str:
     metric = report.metric
     on_target = report.plan.target_evaluation is not None
@@ -224,6 +237,7 @@ def render_summary(report: Report) -> str:
         f"memory cut ≥ {policy.memory_cut} ({policy.memory_basis}); a speedup passes when its whole 95% interval "
         "clears the threshold",
         f"accuracy: {metric} — {metric_named(metric).note}",
+        f"baseline: {baseline_origin(report)}",
     ]
     if rounds:
         header.append(f"timing: {rounds} rounds; each round times the baseline and a batch of candidates, interleaved")

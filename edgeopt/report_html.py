@@ -13,7 +13,7 @@ from pathlib import Path
 
 from edgeopt.candidates import CandidateRecord
 from edgeopt.measure.metrics import metric as metric_named
-from edgeopt.report import Report, shows_float_compute
+from edgeopt.report import Report, baseline_origin, shows_float_compute
 
 _BADGES = {
     "measured-device": ("measured on device", "ok"),
@@ -282,8 +282,8 @@ def _plan_block(report: Report) -> str:
         f"<td><code>{escape(json.dumps(s.config))}</code></td><td>{escape(s.why)}</td></tr>" for s in plan.steps)
     skipped = "".join(f"<li>{escape(s.id)}: {escape(s.reason)}</li>" for s in plan.skipped)
     return (f"<p><b>Framework:</b> {escape(plan.framework)} — {escape(plan.framework_reason)}</p>"
-            f"<p><b>Searched:</b> {escape(', '.join(plan.frameworks))}; baseline run by {escape(plan.baseline_framework)}"
-            f"; strategy {escape(plan.search.strategy)}</p>"
+            f"<p><b>Searched:</b> {escape(', '.join(plan.frameworks))}; strategy {escape(plan.search.strategy)}</p>"
+            f"<p><b>Baseline:</b> {escape(baseline_origin(report))}</p>"
             + (f"<p><b>Rejected:</b></p><ul>{rejected}</ul>" if rejected else "")
             + f"<table><tr><th>step</th><th>framework</th><th>stage</th><th>pass</th><th>config</th><th>why</th></tr>{steps}</table>"
             + (f"<p><b>Skipped by the plan:</b></p><ul>{skipped}</ul>" if skipped else ""))
