@@ -25,7 +25,7 @@ class PassContext:
     task: str = "generic"  # the manifest's model task (some passes pick presets by it)
     calibration_data: Path | None = None  # .npz of model inputs, present when the pass needs_calibration
     timing_data: Path | None = None  # .npz of the batch the build times, present when the pass needs_timing_data
-    source_path: Path | None = None  # the manifest's model, for passes that export it
+    source_path: Path | None = None  # the manifest's model, for passes that export it or read its config
     validation: Validation | None = None  # evaluation data, metric and reference outputs, when needs_validation
 
     def lineage(self, pass_name: str, config: PassConfig, notes: dict | None = None) -> LineageEntry:
@@ -46,6 +46,7 @@ class Pass:
     needs_calibration: ClassVar[bool] = False
     needs_validation: ClassVar[bool] = False  # evaluation data, the metric and the baseline's reference outputs
     needs_timing_data: ClassVar[bool] = False  # the timed batch (its feeds' shapes), e.g. to fix shapes to it
+    needs_source: ClassVar[bool] = False  # the manifest's model folder (e.g. its config.json), besides its input
     cost: ClassVar[int] = 1  # 0: configuration only, 1: a quick rewrite, 3: calibration or export
     # quantizes or casts weights: it needs a float graph (a graph that arrives quantized is not planned for it)
     lowers_precision: ClassVar[bool] = False

@@ -29,11 +29,14 @@ class Step(_Frozen):
     stage: str
     pass_name: str
     config: dict
-    input: str  # "source", "@leader" (the best of this framework so far), or the id of an earlier step
+    # "source", "@leader" (the best of this framework so far), "@leader-memory" (the one of least peak memory),
+    # or the id of an earlier step
+    input: str
     role: Literal["candidate", "baseline"]
     needs_calibration: bool
     needs_validation: bool = False
     needs_timing_data: bool = False
+    needs_source: bool = False
     cost: int = 1  # relative effort of the pass; the cheap-first search runs low costs first
     why: str = ""
 
@@ -301,8 +304,13 @@ def _expand_steps(recipes: dict[str, Recipe], searched: list[str], baseline_fram
                 entry = entry.model_copy(update={
                     "space": {k: list(dict.fromkeys(_resolve_symbol(v, symbols))) for k, v in entry.space.items()},
                 })
-                input_id = {"source": "source", "previous": previous, "convert": last_convert,
-                            "baseline": baseline_id, "leader": "@leader"}[entry.input]
+                named = {"source": "source", "previous": previous, "convert": last_convert,
+                         "baseline": baseline_id, "leader": "@leader", "leader-memory": "@leader-memory"}
+                input_id = named.get(entry.input, entry.input)
+                if entry.input not in named and not any(s.id == input_id for s in steps):
+                    skipped.append(SkippedStep(id=entry.id, pass_name=entry.pass_name,
+                                               reason=f"its input, {entry.input}, is not planned"))
+                    continue
                 for step_id, raw_config in entry.expand():
                     config = {k: _resolve_symbol(v, symbols) for k, v in raw_config.items()}
                     try:
@@ -316,7 +324,7 @@ def _expand_steps(recipes: dict[str, Recipe], searched: list[str], baseline_fram
                         id=step_id, framework=framework, stage=stage.name, pass_name=entry.pass_name,
                         config=validated.model_dump(mode="json"), input=input_id, role=role,
                         needs_calibration=pass_class.needs_calibration, needs_validation=pass_class.needs_validation,
-                        needs_timing_data=pass_class.needs_timing_data,
+                        needs_timing_data=pass_class.needs_timing_data, needs_source=pass_class.needs_source,
                         cost=pass_class.cost, why=entry.why,
                     ))
                     previous = step_id

@@ -39,11 +39,13 @@ class RecipeEntry(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", description="candidate id stem, e.g. int8-dynamic")
     pass_name: str = Field(alias="pass")
     role: Literal["candidate", "baseline"] = "candidate"
-    input: Literal["source", "previous", "convert", "baseline", "leader"] = Field(
-        default="convert",
+    input: str = Field(
+        default="convert", pattern=r"^[a-z0-9][a-z0-9_.-]*$",
         description="source: the manifest's model; previous: the step before in this recipe; convert: this "
         "recipe's last convert output (else the baseline); baseline: the baseline model; leader: this "
-        "framework's best candidate so far that keeps accuracy",
+        "framework's best candidate so far that keeps accuracy; leader-memory: the one of those with the least "
+        "peak memory; or the id of an earlier entry of this recipe "
+        "(e.g. quantizers that run on the fused graph as well as on the basic-optimized one)",
     )
     config: dict = Field(default_factory=dict)
     space: dict[str, list] = Field(default_factory=dict, description="options crossed into one candidate each")
@@ -77,6 +79,9 @@ def _value(value) -> str:
     return {True: "on", False: "off"}.get(value, str(value)) if isinstance(value, bool) else str(value)
 
 
+INPUT_KEYWORDS = ("source", "previous", "convert", "baseline", "leader", "leader-memory")
+
+
 class Stage(_Strict):
     name: StageName
     passes: list[RecipeEntry]
@@ -86,6 +91,18 @@ class Recipe(_Strict):
     framework: str
     description: str = ""
     stages: list[Stage]
+
+    @model_validator(mode="after")
+    def _inputs_name_earlier_entries(self):
+        earlier: list[str] = []  # entries that make one step each (an entry with a space makes several)
+        for stage in self.stages:
+            for entry in stage.passes:
+                if entry.input not in INPUT_KEYWORDS and entry.input not in earlier:
+                    raise ValueError(f"{entry.id}: input {entry.input!r} is neither one of {', '.join(INPUT_KEYWORDS)} "
+                                     f"nor an earlier entry without a space ({', '.join(earlier) or 'none'})")
+                if not entry.space:
+                    earlier.append(entry.id)
+        return self
 
 
 def load_recipes(folder: Path | None = None) -> dict[str, Recipe]:

@@ -20,7 +20,14 @@ from edgeopt.passes import NothingToDo, Pass, PassConfig, PassContext
 
 MODEL_FILE = "model.onnx"
 QUANTIZED_OPS = ("MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv", "DynamicQuantizeMatMul",
-                 "QuantizeLinear", "MatMulNBits")
+                 "QuantizeLinear", "MatMulNBits", "QAttention", "QEmbedLayerNormalization")
+# Hugging Face config model_type → the fusion recipe of ONNX Runtime's transformer optimizer that fits it
+FUSION_MODEL_TYPES = {
+    "bert": "bert", "roberta": "bert", "xlm-roberta": "bert", "distilbert": "bert", "electra": "bert",
+    "mpnet": "bert", "camembert": "bert", "albert": "bert", "deberta": "bert", "deberta-v2": "bert",
+    "gpt2": "gpt2", "gpt_neox": "gpt_neox", "bart": "bart", "t5": "t5", "vit": "vit", "swin": "swin",
+    "clip": "clip", "phi": "phi",
+}
 
 
 def derive(artifact: ModelArtifact, path: Path, context: PassContext, pass_name: str, config: PassConfig,
@@ -52,7 +59,64 @@ class Optimize(Pass):
         return derive(artifact, out, context, f"onnxruntime.{self.name}", config)
 
 
-QuantOp = Literal["MatMul", "Gemm", "Conv", "Attention", "LSTM", "Gather", "Add", "Mul"]
+QuantOp = Literal["MatMul", "Gemm", "Conv", "Attention", "LSTM", "Gather", "EmbedLayerNormalization", "Add", "Mul"]
+# the embedding table: a plain Gather, or the Gather inside a fused EmbedLayerNormalization
+EMBEDDING_OPS = ("Gather", "EmbedLayerNormalization")
+
+
+class TransformerOptimizeConfig(PassConfig):
+    model_type: str = Field(default="auto", description="the optimizer's fusion recipe (bert, gpt2, …); auto: from "
+                            "the source's config.json")
+    num_heads: int = Field(default=0, ge=0, description="0: num_attention_heads from the source's config.json")
+    hidden_size: int = Field(default=0, ge=0, description="0: hidden_size from the source's config.json")
+
+
+class TransformerOptimize(Pass):
+    name = "transformer_optimize"
+    Config = TransformerOptimizeConfig
+    needs_source = True
+    summary = ("ONNX Runtime's transformer optimizer: attention, embedding and layer-norm, GELU fusions into "
+               "contrib operators every ONNX Runtime CPU build runs")
+
+    def apply(self, config: TransformerOptimizeConfig, artifact: ModelArtifact, context: PassContext) -> ModelArtifact:
+        ort()
+        import logging
+
+        from onnxruntime.transformers import optimizer
+
+        model_type, heads, hidden = _fusion_shape(config, context.source_path)
+        logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
+        # opt_level 1: ONNX Runtime's basic (portable) optimizations first, which the attention fusion needs
+        optimized = optimizer.optimize_model(artifact.path, model_type=model_type, num_heads=heads,
+                                             hidden_size=hidden, opt_level=1, use_gpu=False)
+        fused = {op: n for op, n in optimized.get_fused_operator_statistics().items() if n and op not in (
+            "LayerNormalization",)}  # plain LayerNormalization is there already after export, not a fusion
+        if not fused:
+            raise NothingToDo(f"the {model_type} fusions matched nothing in this graph (an export the optimizer "
+                              "does not recognise)")
+        out = fresh_dir(context.output_dir) / MODEL_FILE
+        optimized.save_model_to_file(str(out))
+        return derive(artifact, out, context, f"onnxruntime.{self.name}", config,
+                      notes={"model_type": model_type, "num_heads": heads, "hidden_size": hidden, "fused": fused})
+
+
+def _fusion_shape(config: TransformerOptimizeConfig, source: Path | None) -> tuple[str, int, int]:
+    """The fusion recipe, heads and hidden size: from the pass config, else from the source's config.json."""
+    import json
+
+    hf_config = {}
+    if source is not None and (Path(source) / "config.json").is_file():
+        hf_config = json.loads((Path(source) / "config.json").read_text())
+    model_type = config.model_type
+    if model_type == "auto":
+        found = hf_config.get("model_type")
+        if found not in FUSION_MODEL_TYPES:
+            raise NothingToDo(f"no transformer fusion recipe for model_type {found!r} "
+                              f"(known: {', '.join(sorted(FUSION_MODEL_TYPES))})")
+        model_type = FUSION_MODEL_TYPES[found]
+    heads = config.num_heads or int(hf_config.get("num_attention_heads", hf_config.get("n_head", 0)))
+    hidden = config.hidden_size or int(hf_config.get("hidden_size", hf_config.get("n_embd", 0)))
+    return model_type, heads, hidden
 
 
 class FixShapesConfig(PassConfig):
@@ -95,6 +159,8 @@ class QuantizeDynamicConfig(PassConfig):
     per_channel: bool = False
     weight_type: Literal["int8", "uint8"] = "int8"
     exclude_nodes: list[str] = []
+    embeddings: bool = Field(default=False, description="also the embedding tables (Gather): a vocabulary-sized "
+                             "table is most of a small transformer's file and memory")
 
 
 class QuantizeDynamic(Pass):
@@ -105,20 +171,28 @@ class QuantizeDynamic(Pass):
 
     def apply(self, config: QuantizeDynamicConfig, artifact: ModelArtifact, context: PassContext) -> ModelArtifact:
         ort()
+        import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         out = fresh_dir(context.output_dir) / MODEL_FILE
+        op_types = list(dict.fromkeys([*config.op_types, *(EMBEDDING_OPS if config.embeddings else ())]))
         with _own_view(artifact) as model_path:
             quantize_dynamic(
                 model_path, str(out),
-                op_types_to_quantize=list(config.op_types),
+                op_types_to_quantize=op_types,
                 per_channel=config.per_channel,
                 weight_type=QuantType.QInt8 if config.weight_type == "int8" else QuantType.QUInt8,
                 nodes_to_exclude=list(config.exclude_nodes),
                 # activation x activation MatMuls (attention scores) lose too much when quantized on the fly
-                extra_options={"MatMulConstBOnly": True},
+                # DefaultTensorType: fused contrib ops (Attention, EmbedLayerNormalization) carry no type
+                # information for the quantizer to read; every weight it meets is float32 here
+                extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
             )
-        counts = require_quantized(out, artifact.path, config.op_types)
+        counts = require_quantized(out, artifact.path, op_types)
+        if config.embeddings:
+            counts["embedding_tables_int8"] = _quantized_tables(out)
+            if not counts["embedding_tables_int8"]:
+                raise NothingToDo("the model has no embedding table (a Gather on a weight) to quantize")
         return derive(artifact, out, context, f"onnxruntime.{self.name}", config, precision="int8-dynamic",
                       notes=counts)
 
@@ -273,6 +347,17 @@ def _samples(npz_path: Path, model_path: str, limit: int | None) -> list[dict[st
     return [typed(feed) for feed, _ in data.in_order(lambda feed: dict(zip(names, session.run(None, typed(feed)))))]
 
 
+def _quantized_tables(path: Path) -> int:
+    """Embedding tables stored in 8 bits: integer initializers that a Gather or QEmbedLayerNormalization reads."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    eight_bit = {i.name for i in graph.initializer if i.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)}
+    readers = [n for n in graph.node if n.op_type in ("Gather", "QEmbedLayerNormalization")]
+    return len({name for n in readers for name in n.input if name in eight_bit and "scale" not in name
+                and "zero_point" not in name})
+
+
 def op_counts(path: Path | str) -> Counter:
     import onnx
 
@@ -290,4 +375,4 @@ def require_quantized(out: Path, source: str, op_types) -> dict:
     return {"quantized_nodes": quantized, "nodes": sum(counts.values())}
 
 
-PASSES = {p.name: p for p in (Optimize, FixShapes, QuantizeDynamic, QuantizeStatic, Fp16, Session)}
+PASSES = {p.name: p for p in (Optimize, TransformerOptimize, FixShapes, QuantizeDynamic, QuantizeStatic, Fp16, Session)}
