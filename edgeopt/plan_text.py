@@ -36,7 +36,8 @@ def render_plan(plan: Plan, registry: Registry) -> str:
               "", "steps:"]
     for number, step in enumerate(plan.steps, 1):
         config = ", ".join(f"{k}={v}" for k, v in step.config.items())
-        source = {"source": "the source model", "@leader": "the best candidate so far that keeps accuracy"}.get(
+        source = {"source": "the source model", "@leader": "the best candidate so far that keeps accuracy",
+                  "@leader-memory": "the candidate so far of least peak memory that keeps accuracy"}.get(
             step.input, step.input)
         role = " [baseline]" if step.role == "baseline" else ""
         lines.append(f"  {number:2}. {step.stage:10} {step.id:26} {step.pass_name}{role}")

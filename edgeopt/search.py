@@ -90,7 +90,7 @@ class Scheduler:
     def _input_state(self, step: Step, produced: set[str], has_leader: Callable[[str], bool]) -> tuple[str, str]:
         if step.input == "source":
             return "ready", ""
-        if step.input == "@leader":
+        if step.input.startswith("@leader"):
             earlier = [s for s in self.pending if s.framework == step.framework and s is not step
                        and STAGES.index(s.stage) < STAGES.index(step.stage)]
             if earlier:

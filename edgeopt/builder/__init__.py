@@ -146,8 +146,8 @@ class Builder:
         self._measure(made)
 
     def _input_for(self, step: Step):
-        if step.input == "@leader":
-            best = self.ledger.leader(step.framework)
+        if step.input.startswith("@leader"):
+            best = self.ledger.leader(step.framework, step.input.partition("-")[2] or None)
             return best.id, self.ledger.artifacts[best.id]
         return step.input, self.ledger.artifacts.get(step.input)
 

@@ -114,9 +114,11 @@ class Ledger:
                     if result.error is None and speedup(result)[0] is not None}
         return {record_id for record_id, verdict in verdicts.items() if verdict == "inconclusive"}
 
-    def leader(self, framework: str) -> CandidateRecord | None:
+    def leader(self, framework: str, prefer: Preference | None = None) -> CandidateRecord | None:
+        """`prefer`: by what to rank (default: the manifest's preference), e.g. memory for runtime settings
+        that trade speed for a smaller peak."""
         own = [r for r in self.records if r.framework == framework and r.id in self.artifacts]
-        return leader(own, self.prefer)
+        return leader(own, prefer or self.prefer)
 
     def first_passing(self) -> CandidateRecord | None:
         return next((r for r in self.records if r.passed_all_gates), None)
