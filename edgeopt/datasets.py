@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -138,7 +139,8 @@ def _text(source: TextLinesData, manifest: Manifest, where: str, model_inputs: l
         from tokenizers import Tokenizer
     except ImportError:
         raise MissingDependency("tokenizers (text data)", "pip install 'edgeopt[hf]'") from None
-    lines = [line.strip() for line in _existing(source.path, manifest, where).read_text(errors="replace").splitlines()]
+    text = _existing(source.path, manifest, where).read_text(errors="replace")
+    lines = sentences(text) if source.unit == "sentence" else [line.strip() for line in text.splitlines()]
     lines = [line for line in lines if len(line) >= source.min_chars]
     if source.limit:
         lines = lines[: source.limit]
@@ -157,6 +159,19 @@ def _text(source: TextLinesData, manifest: Manifest, where: str, model_inputs: l
         "token_type_ids": np.asarray([e.type_ids for e in encodings], dtype=np.int64),
     }
     return Dataset(inputs, None)
+
+
+SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]]))\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def sentences(text: str) -> list[str]:
+    """A text's sentences: paragraphs (blank-line separated) rejoined across line breaks, then split after
+    . ! ? where the next word starts a sentence. Headings and list items without a full stop stay whole."""
+    found = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        joined = " ".join(paragraph.split())
+        found.extend(part.strip() for part in SENTENCE_END.split(joined) if part.strip())
+    return found
 
 
 def _hook(source: HookData, manifest: Manifest, where: str, model_inputs: list[str] | None) -> Dataset:

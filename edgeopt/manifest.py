@@ -123,10 +123,13 @@ class ImageFolderData(_DataSource):
 
 class TextLinesData(_DataSource):
     type: Literal["text"]
-    path: str = Field(description="text file; one sample per non-empty line")
+    path: str = Field(description="text file; one sample per sentence (or per non-empty line)")
+    unit: Literal["sentence", "line"] = Field(
+        default="sentence", description="sentence: whole sentences, across line breaks (a wrapped text's lines are "
+        "fragments: calibrating on them gives ranges real inputs exceed); line: one sample per line")
     tokenizer: str | None = Field(default=None, description="tokenizer.json or its folder; default: the model folder")
     max_length: int = Field(default=128, ge=1)
-    min_chars: int = Field(default=20, ge=0, description="skip lines shorter than this")
+    min_chars: int = Field(default=20, ge=0, description="skip samples shorter than this")
 
     _resolve = field_validator("path", "tokenizer")(_resolve_relative)
 
