@@ -70,8 +70,19 @@ def test_minilm_exports_checks_and_quantizes(cli, tmp_path, runtime_only_python)
     export = report["baseline"]["lineage"][0]
     assert export["pass_name"] == "hf.export_onnx" and export["notes"]["max_abs_error_vs_torch"] < 1e-3
     by_id = {c["id"]: c for c in report["candidates"]}
+    # the baseline is optimum's export (what a user runs without edgeopt); torch's dynamo export is timed against it
+    assert export["notes"]["exporter"].startswith("optimum-onnx"), export["notes"]
+    assert by_id["export-dynamo"]["status"] == "ok" and "dynamo" in by_id["export-dynamo"]["lineage"][0]["notes"]["exporter"]
+    # ONNX Runtime's transformer optimizer fuses attention on optimum's export (config.json: 12 heads, 384 wide)
+    fused = by_id["fp32-fused"]["lineage"][-1]["notes"]
+    assert fused["fused"].get("Attention") == 6 and (fused["num_heads"], fused["hidden_size"]) == (12, 384), fused
     # per-channel dynamic int8 keeps the embeddings close to fp32 (field notes: cosine ~0.99)
     assert by_id["int8-dynamic-pc"]["metrics"]["accuracy"]["cosine_mean"] > 0.97
+    # the embedding table in int8 too: the file shrinks from ~59 MB to ~23 MB at the same fidelity
+    for with_table, without in (("int8-dynamic-pc-emb", "int8-dynamic-pc"), ("int8-fused-pc-emb", "int8-fused-pc")):
+        assert by_id[with_table]["lineage"][-1]["notes"]["embedding_tables_int8"] >= 1
+        assert by_id[with_table]["metrics"]["size_mb"] < 0.5 * by_id[without]["metrics"]["size_mb"]
+        assert by_id[with_table]["metrics"]["accuracy"]["cosine_mean"] > 0.97
     # the candidate that loses most (static int8: cosine ~0.4) gets the per-layer diagnosis
     worst = min((c for c in report["candidates"] if c["status"] == "ok"), key=lambda c: c["ratios"]["accuracy_retained"])
     assert report["diagnosis"]["candidate"] == worst["id"] and worst["ratios"]["accuracy_retained"] < 0.9

@@ -50,11 +50,20 @@ def test_build_measures_every_stage_and_writes_the_documented_report(cli, mlp_pr
     assert by_id["int8-dynamic"]["ratios"]["accuracy_retained"] > 0.9
     assert by_id["int8-static"]["lineage"][-1]["notes"]["calibration_samples"] == 32
     assert by_id["fp16"]["metrics"]["size_mb"] < 0.6 * baseline["metrics"]["size_mb"]
-    tuned = [c for c in measured if c["stage"] == "accelerate" and c["framework"] == "onnxruntime"]
+    tuned = [c for c in measured if c["stage"] == "accelerate" and c["id"].startswith("tuned-")]
     assert tuned
     for c in tuned:  # ids say the thread count: tuned-iot<N>-ema<on|off>
         assert c["runtime_config"]["intra_op_threads"] == int(c["id"].split("-iot")[1].split("-")[0])
         assert c["metrics"]["threads"] == c["runtime_config"]["intra_op_threads"]
+    # the lean settings go to the candidate of least peak memory that keeps accuracy (here the MLP's int8-static)
+    lean = by_id["lean"]
+    keeping = [c for c in measured if c["stage"] != "accelerate" and c["framework"] == "onnxruntime"
+               and c["gates"]["accuracy_retained"]["passed"]]
+    if lean["status"] == "ok":
+        assert lean["runtime_config"]["enable_mem_arena"] is False and lean["runtime_config"]["enable_mem_pattern"] is False
+        assert lean["input"] == min(keeping, key=lambda c: c["metrics"]["peak_rss_mb"])["id"]
+    else:  # the same model and settings as an earlier candidate: recorded, not measured twice
+        assert lean["status"] == "duplicate", lean
     if report["selected"]:
         assert (out / "selected" / "model.onnx").exists()
         assert result.status == ExitStatus.OK
