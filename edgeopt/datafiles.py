@@ -33,7 +33,13 @@ class InputLayout:
     `from_output`: a recurrent input (a streaming model's state), fed from that output of the previous call
     when samples are run in order (evaluation, calibration); it starts, and restarts every `sequence_length`
     samples, at `initial` in `shape` (one sample's, without the batch). Where calls are not chained (timing
-    one step, layer diagnosis) it is fed its initial value."""
+    one step, layer diagnosis) it is fed its initial value.
+
+    `padded_by`: the input is padded at the end of its axis 1 (a token sequence), and this input (the attention
+    mask) says where its real values stop. A run of samples is cut to its longest real sequence: a batch of one
+    is the sample as a user would feed it, unpadded. Padding changes what a static int8 model computes: MiniLM's
+    int8-static kept 0.41 of the fidelity on sentences padded to 128 tokens, 0.55 in batches of 16 cut to
+    their longest, 0.82 fed one unpadded sentence at a time."""
 
     batch_axis: int | None = 0
     value: float | int | list | None = None
@@ -42,11 +48,13 @@ class InputLayout:
     initial: float | None = None
     shape: list[int] | None = None
     sequence_length: int | None = None
+    padded_by: str | None = None
 
     def to_json(self) -> dict:
         return {"batch_axis": self.batch_axis, "value": self.value, "dtype": self.dtype,
                 **({"from_output": self.from_output, "initial": self.initial, "shape": self.shape,
-                    "sequence_length": self.sequence_length} if self.from_output else {})}
+                    "sequence_length": self.sequence_length} if self.from_output else {}),
+                **({"padded_by": self.padded_by} if self.padded_by else {})}
 
     def initial_value(self, batch: int) -> np.ndarray:
         shape = list(self.shape or [])
@@ -70,9 +78,12 @@ class Samples:
     def feed(self, start: int, stop: int) -> dict[str, np.ndarray]:
         """Samples [start, stop) as the model's feeds, constants included, each input's batch on its axis."""
         feeds = {}
+        length = self.real_length(start, stop)
         for name, array in self.arrays.items():
             layout = self.layout.get(name, InputLayout())
             part = array[start:stop]
+            if layout.padded_by and length is not None:
+                part = part[:, :length]
             if layout.batch_axis is None:
                 part = np.asarray(part[0])
             elif layout.batch_axis:
@@ -84,6 +95,17 @@ class Samples:
             elif layout.from_output:
                 feeds[name] = layout.initial_value(min(stop, self.count) - start)
         return feeds
+
+    def real_length(self, start: int, stop: int) -> int | None:
+        """The longest real (unpadded) sequence among samples [start, stop), when inputs are padded."""
+        mask_name = next((item.padded_by for item in self.layout.values() if item.padded_by), None)
+        if mask_name is None or mask_name not in self.arrays:
+            return None
+        used = np.flatnonzero(np.asarray(self.arrays[mask_name][start:stop]).any(axis=0))
+        return int(used[-1]) + 1 if used.size else 1
+
+    def padded(self, name: str) -> bool:
+        return bool(self.layout.get(name, InputLayout()).padded_by)
 
     def batch_axis(self, name: str) -> int | None:
         return self.layout.get(name, InputLayout()).batch_axis

@@ -48,9 +48,20 @@ class Dataset:
 
     def with_layout(self, layout: dict[str, InputLayout]) -> Dataset:
         """Constants and recurrent inputs come from the layout, never from the data: an array of the same
-        name is dropped."""
+        name is dropped. What the data source knows of its own arrays (their padding) is kept."""
         constants = {name for name, item in layout.items() if item.value is not None or item.from_output}
-        return replace(self, inputs={k: v for k, v in self.inputs.items() if k not in constants}, layout=layout)
+        own = {name: item for name, item in self.layout.items() if name not in constants}
+        merged = {**own, **{name: item if name in constants else replace(item, padded_by=item.padded_by
+                                                                            or self._padded_by(name))
+                            for name, item in layout.items()}}
+        return replace(self, inputs={k: v for k, v in self.inputs.items() if k not in constants}, layout=merged)
+
+    def _padded_by(self, name: str) -> str | None:
+        return self.layout[name].padded_by if name in self.layout else None
+
+    def at_full_width(self) -> Dataset:
+        """The same samples fed at their stored (padded) width: the timed batch is the data's longest case."""
+        return replace(self, layout={k: replace(v, padded_by=None) for k, v in self.layout.items()})
 
     def digest(self) -> str:
         """Hash of the arrays themselves: .npz files carry write times, so their bytes change every build."""
@@ -158,7 +169,8 @@ def _text(source: TextLinesData, manifest: Manifest, where: str, model_inputs: l
         "attention_mask": np.asarray([e.attention_mask for e in encodings], dtype=np.int64),
         "token_type_ids": np.asarray([e.type_ids for e in encodings], dtype=np.int64),
     }
-    return Dataset(inputs, None)
+    # stored padded to the longest sample (one array per input); fed cut to each run's longest real sequence
+    return Dataset(inputs, None, {name: InputLayout(padded_by="attention_mask") for name in inputs})
 
 
 SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]]))\s+(?=[\"'(\[]?[A-Z0-9])")

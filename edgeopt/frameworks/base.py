@@ -82,7 +82,14 @@ class GraphSession(ABC):
         return None
 
     def feeds(self, samples: Samples, start: int, stop: int) -> dict[str, np.ndarray]:
-        return self.model_feeds(samples.feed(start, stop))
+        given = samples.feed(start, stop)
+        for info in self.inputs:  # a model with a fixed sequence length takes padded inputs padded to it
+            if info.name in given and samples.padded(info.name) and len(info.shape) > 1:
+                width, have = info.shape[1], given[info.name].shape[1]
+                if isinstance(width, int) and width > have:
+                    given[info.name] = np.pad(given[info.name], [(0, 0), (0, width - have)] +
+                                              [(0, 0)] * (given[info.name].ndim - 2))
+        return self.model_feeds(given)
 
     def model_feeds(self, given: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The model's inputs out of `given`, each in the type the model declares."""
@@ -90,6 +97,13 @@ class GraphSession(ABC):
         if missing:
             raise KeyError(f"the data has no array for model input(s) {missing}; it has {sorted(given)}")
         return {info.name: _contiguous(_cast(given[info.name], info.dtype)) for info in self.inputs}
+
+
+def by_layer(collected: Mapping[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
+    """Each layer's outputs over the samples: stacked samples first, or, where the samples differ in length
+    (unpadded token sequences), one after another flattened (the diagnosis compares layers flat anyway)."""
+    return {name: np.stack(parts) if len({p.shape for p in parts}) == 1 else np.concatenate([p.ravel() for p in parts])
+            for name, parts in collected.items() if parts}
 
 
 def _contiguous(array: np.ndarray) -> np.ndarray:

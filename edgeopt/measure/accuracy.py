@@ -15,8 +15,17 @@ def outputs_of(session: GraphSession, samples: Samples, output: int | str, batch
     if samples.recurrent:
         return _carried_outputs(session, samples, index)
     batch = session.fixed_batch(samples) or batch
-    return np.concatenate([np.atleast_1d(session.run(session.feeds(samples, i, i + batch))[index])
-                           for i in range(0, samples.count, batch)])
+    return _joined([np.atleast_1d(session.run(session.feeds(samples, i, i + batch))[index])
+                    for i in range(0, samples.count, batch)])
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """Batches' outputs samples first. Unpadded token sequences make per-token outputs differ in length
+    between batches: those are zero-padded to the longest, the same way for the baseline and a candidate."""
+    widest = tuple(max(sizes) for sizes in zip(*(p.shape[1:] for p in parts))) if parts else ()
+    if all(p.shape[1:] == widest for p in parts):
+        return np.concatenate(parts)
+    return np.concatenate([np.pad(p, [(0, 0)] + [(0, w - s) for w, s in zip(widest, p.shape[1:])]) for p in parts])
 
 
 def _carried_outputs(session: GraphSession, samples: Samples, index: int) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 
 from edgeopt.artifact import ModelArtifact
 from edgeopt.datafiles import Samples
-from edgeopt.frameworks.base import GraphRuntime, GraphSession, InputInfo, require
+from edgeopt.frameworks.base import GraphRuntime, GraphSession, InputInfo, by_layer, require
 
 INSTALL = "pip install 'edgeopt[onnx]'"
 LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
@@ -107,7 +107,7 @@ class OnnxRuntime(GraphRuntime):
             values = session.run(None, {name: cast(given[name], kind) for name, kind in inputs})
             for name, value in zip(names, values):
                 collected[name].append(np.asarray(value, dtype=np.float32))
-        return {name: np.stack(parts) for name, parts in collected.items() if len({p.shape for p in parts}) == 1}
+        return by_layer(collected)
 
     def runtime_requirement(self, built_with: Mapping[str, str]) -> dict:
         version = built_with.get("onnxruntime") or ort().__version__

@@ -11,7 +11,7 @@ import numpy as np
 
 from edgeopt.artifact import ModelArtifact
 from edgeopt.datafiles import Samples
-from edgeopt.frameworks.base import GraphRuntime, GraphSession, InputInfo, require
+from edgeopt.frameworks.base import GraphRuntime, GraphSession, InputInfo, by_layer, require
 
 INSTALL = "pip install 'edgeopt[openvino]'"
 MODEL_XML, MODEL_BIN = "model.xml", "model.bin"
@@ -137,7 +137,7 @@ class OpenVinoRuntime(GraphRuntime):
             results = request.infer({name: given[name].astype(dtype) for name, dtype in inputs})
             for op, port in zip(ops, compiled.outputs[first_added:]):
                 collected[op.get_friendly_name()].append(np.array(results[port], dtype=np.float32))
-        return {name: np.stack(parts) for name, parts in collected.items() if len({p.shape for p in parts}) == 1}
+        return by_layer(collected)
 
     def runtime_requirement(self, built_with: Mapping[str, str]) -> dict:
         version = built_with.get("openvino") or ov().__version__.split("-")[0]
