@@ -52,5 +52,10 @@ class Pass:
     lowers_precision: ClassVar[bool] = False
     summary: ClassVar[str] = ""
 
+    @classmethod
+    def calibrates(cls, config: PassConfig) -> bool:
+        """Whether the pass, so configured, reads calibration data (some only for some settings)."""
+        return cls.needs_calibration
+
     def apply(self, config: PassConfig, artifact: ModelArtifact | None, context: PassContext) -> ModelArtifact:
         raise NotImplementedError

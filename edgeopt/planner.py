@@ -323,7 +323,7 @@ def _expand_steps(recipes: dict[str, Recipe], searched: list[str], baseline_fram
                     steps.append(Step(
                         id=step_id, framework=framework, stage=stage.name, pass_name=entry.pass_name,
                         config=validated.model_dump(mode="json"), input=input_id, role=role,
-                        needs_calibration=pass_class.needs_calibration, needs_validation=pass_class.needs_validation,
+                        needs_calibration=pass_class.calibrates(validated), needs_validation=pass_class.needs_validation,
                         needs_timing_data=pass_class.needs_timing_data, needs_source=pass_class.needs_source,
                         cost=pass_class.cost, why=entry.why,
                     ))

@@ -19,6 +19,8 @@ from edgeopt.frameworks.onnxruntime.runtime import LEVELS, cast, ort
 from edgeopt.passes import NothingToDo, Pass, PassConfig, PassContext
 
 MODEL_FILE = "model.onnx"
+WEIGHTED_OPS = ("MatMul", "Gemm", "Conv")  # what int8 computes in: where mixed precision leaves some in float
+SENSITIVITY_SAMPLES = 8
 QUANTIZED_OPS = ("MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv", "DynamicQuantizeMatMul",
                  "QuantizeLinear", "MatMulNBits", "QAttention", "QEmbedLayerNormalization")
 # Hugging Face config model_type → the fusion recipe of ONNX Runtime's transformer optimizer that fits it
@@ -161,6 +163,9 @@ class QuantizeDynamicConfig(PassConfig):
     exclude_nodes: list[str] = []
     embeddings: bool = Field(default=False, description="also the embedding tables (Gather): a vocabulary-sized "
                              "table is most of a small transformer's file and memory")
+    keep_float: int = Field(default=0, ge=0, description=(
+        "mixed precision: this many of the MatMul/Gemm/Conv nodes that int8 hurts most stay in float, ranked by the "
+        "outlier ratios of their activations (on calibration samples) and weights"))
 
 
 class QuantizeDynamic(Pass):
@@ -168,6 +173,10 @@ class QuantizeDynamic(Pass):
     lowers_precision = True
     Config = QuantizeDynamicConfig
     summary = "int8 weights, activations quantized at run time"
+
+    @classmethod
+    def calibrates(cls, config: QuantizeDynamicConfig) -> bool:
+        return config.keep_float > 0  # the nodes to leave in float are found on calibration samples
 
     def apply(self, config: QuantizeDynamicConfig, artifact: ModelArtifact, context: PassContext) -> ModelArtifact:
         ort()
@@ -177,18 +186,22 @@ class QuantizeDynamic(Pass):
         out = fresh_dir(context.output_dir) / MODEL_FILE
         op_types = list(dict.fromkeys([*config.op_types, *(EMBEDDING_OPS if config.embeddings else ())]))
         with _own_view(artifact) as model_path:
+            kept = (_most_harmful(model_path, context.calibration_data, op_types, config.keep_float, config.per_channel)
+                    if config.keep_float else [])
             quantize_dynamic(
                 model_path, str(out),
                 op_types_to_quantize=op_types,
                 per_channel=config.per_channel,
                 weight_type=QuantType.QInt8 if config.weight_type == "int8" else QuantType.QUInt8,
-                nodes_to_exclude=list(config.exclude_nodes),
+                nodes_to_exclude=[*config.exclude_nodes, *kept],
                 # activation x activation MatMuls (attention scores) lose too much when quantized on the fly
                 # DefaultTensorType: fused contrib ops (Attention, EmbedLayerNormalization) carry no type
                 # information for the quantizer to read; every weight it meets is float32 here
                 extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
             )
         counts = require_quantized(out, artifact.path, op_types)
+        if kept:
+            counts["kept_float"] = kept
         if config.embeddings:
             counts["embedding_tables_int8"] = _quantized_tables(out)
             if not counts["embedding_tables_int8"]:
@@ -314,6 +327,31 @@ def _own_view(artifact: ModelArtifact) -> Iterator[str]:
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(Path(path).resolve())
         yield str(Path(folder) / main.name)
+
+
+def _most_harmful(float_path: str, calibration_data, op_types, count: int, per_channel: bool) -> list[str]:
+    """The `count` nodes int8 hurts most, by the outlier ratios of their activation input (the float model's, on
+    calibration samples) and their weights (edgeopt.measure.diagnosis.quantization_sensitivity)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from edgeopt.artifact import ModelArtifact
+    from edgeopt.datafiles import load_samples
+    from edgeopt.frameworks.onnxruntime.runtime import OnnxRuntime
+    from edgeopt.measure.diagnosis import quantization_sensitivity
+
+    graph = onnx.load(float_path).graph
+    weights = {t.name: t for t in graph.initializer}
+    weighted = [n for n in graph.node if n.name and n.op_type in WEIGHTED_OPS and len(n.input) > 1
+                and n.input[1] in weights and (op_types is None or n.op_type in op_types)]
+    if not weighted:
+        return []
+    activations = OnnxRuntime().layer_outputs(ModelArtifact(path=float_path, framework="onnxruntime"),
+                                              load_samples(calibration_data, SENSITIVITY_SAMPLES))
+    # per-channel scales run along the output channels: a MatMul's last axis, a Conv's or Gemm's first
+    axis = {n.name: (-1 if n.op_type == "MatMul" else 0) if per_channel else None for n in weighted}
+    nodes = [(n.name, n.input[0], numpy_helper.to_array(weights[n.input[1]])) for n in weighted]
+    return [name for name, _ in quantization_sensitivity(nodes, activations, axis)[:count]]
 
 
 def _with_min_opset(path: str, opset: int, scratch: Path) -> str:
