@@ -8,7 +8,8 @@ recorded as not built, with the command that builds it):
   optimum-avx512vnni     optimum-cli onnxruntime quantize --onnx_model P/optimum-fp32 --avx512_vnni -o P/optimum-avx512vnni
   optimum-avx2-pc        optimum-cli onnxruntime quantize --onnx_model P/optimum-fp32 --avx2 --per_channel -o P/optimum-avx2-pc
   ort-fused-dyn-pc       ONNX Runtime's transformer optimizer (bert, 12 heads, 384 wide) + quantize_dynamic per channel
-  nncf-int8              NNCF post-training int8 (transformer preset) on optimum's export, 50 whole sentences
+  nncf-int8              NNCF post-training int8 (transformer preset) on optimum's export, the Apache licence's whole
+                         sentences (44 of at least 40 characters; the field notes used 50)
   olive-auto-opt         olive auto-opt -m M -t feature-extraction --device cpu --provider CPUExecutionProvider
                          --precision int8 -o P/olive-auto-opt --disable_telemetry   (needs olive-ai, not an edgeopt dependency)
 
@@ -110,7 +111,7 @@ def _nncf_int8(source: Path, out: Path) -> str:
     import openvino as ov
 
     tokenizer = _tokenizer()
-    feeds = [_feed(tokenizer, s, ("input_ids", "attention_mask")) for s in sentences(CALIBRATION_TEXT, 50)]
+    feeds = [_feed(tokenizer, s, {"input_ids": None, "attention_mask": None}) for s in sentences(CALIBRATION_TEXT, 50)]
     model = ov.convert_model(str(source))
     quantized = nncf.quantize(model, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER,
                               subset_size=len(feeds))
@@ -125,14 +126,20 @@ def _tokenizer():
 
     tokenizer = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
     tokenizer.enable_truncation(max_length=128)
+    tokenizer.no_padding()  # the file pads every sentence to 128 tokens: each is fed as a user would, unpadded
     return tokenizer
 
 
-def _feed(tokenizer, text: str, names) -> dict[str, np.ndarray]:
+def _feed(tokenizer, text: str, names: dict[str, int | None]) -> dict[str, np.ndarray]:
+    """One sentence, unpadded; `names`: each input the model takes → the sequence length it fixes (None:
+    dynamic). A fixed-length model (fp32-fixed) gets the sentence padded to it, its mask saying so."""
     encoding = tokenizer.encode(text)
-    ids = np.asarray([encoding.ids], dtype=np.int64)
-    arrays = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
-    return {name: arrays[name] for name in names}
+    arrays = {"input_ids": encoding.ids, "attention_mask": encoding.attention_mask, "token_type_ids": encoding.type_ids}
+    fed = {}
+    for name, width in names.items():
+        values = list(arrays[name])
+        fed[name] = np.asarray([values + [0] * ((width or 0) - len(values))], dtype=np.int64)
+    return fed
 
 
 def variants(peers: Path, build: Path | None) -> dict[str, dict]:
@@ -170,7 +177,7 @@ def _session(artifact: dict, threads: int):
     model = ModelArtifact(**artifact)
     runtime = OpenVinoRuntime() if model.framework == "openvino" else OnnxRuntime()
     session = runtime.load(model, threads)
-    names = [i.name for i in session.inputs]
+    names = {i.name: i.shape[1] if len(i.shape) > 1 and isinstance(i.shape[1], int) else None for i in session.inputs}
     index = session.output_names.index(OUTPUT) if OUTPUT in session.output_names else 0
     return session, names, index
 
@@ -178,13 +185,22 @@ def _session(artifact: dict, threads: int):
 # -- measuring -----------------------------------------------------------------------------------------------
 def peak_rss(artifact: dict, threads: int) -> float:
     """A fresh process that loads the variant and embeds 20 sentences: its peak RSS in MB."""
-    code = ("import json, resource, sys; sys.path.insert(0, %r); import benchmarks.peers as p; "
+    code = ("import json, sys; sys.path.insert(0, %r); import benchmarks.peers as p; "
             "s, names, i = p._session(json.loads(sys.argv[1]), %d); t = p._tokenizer(); "
             "[s.run(p._feed(t, x, names)) for x in p.sentences(p.TEXT, 20)]; "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)") % (str(ROOT), threads)
+            "print(p.high_water_mb())") % (str(ROOT), threads)
     done = subprocess.run([sys.executable, "-c", code, json.dumps(artifact)], capture_output=True, text=True,
                           env={**os.environ, "CI": "1"})
     return float(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else float("nan")
+
+
+def high_water_mb() -> float:
+    """This process's peak RSS (VmHWM). Not ru_maxrss: a child started from a large parent inherits the
+    parent's figure there (every variant read the benchmark's own 2.6 GB)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def compare(peers: Path, build: Path | None, rounds: int, threads: int) -> dict:
@@ -197,7 +213,7 @@ def compare(peers: Path, build: Path | None, rounds: int, threads: int) -> dict:
     loaded = {name: _session(v["artifact"], threads) for name, v in found.items()}
     embeddings = {}
     for name, (session, names, index) in loaded.items():
-        embeddings[name] = np.stack([session.run(_feed(tokenizer, s, names))[index][0] for s in real])
+        embeddings[name] = np.stack([_embedding(session.run(_feed(tokenizer, s, names))[index][0]) for s in real])
     reference = embeddings["optimum-fp32"]
     timed_real = real[:40]
     feeds = {name: {"seq128": _feed(tokenizer, long_text, names), "real": [_feed(tokenizer, s, names) for s in timed_real]}
@@ -238,6 +254,15 @@ def compare(peers: Path, build: Path | None, rounds: int, threads: int) -> dict:
             "inputs": {"seq128": "one 128-token sequence (the GPL-3 sentences joined, truncated), batch 1",
                        "real": f"{len(timed_real)} whole GPL-3 sentences per round, batch 1, their own lengths",
                        "fidelity": f"cosine of {OUTPUT} to optimum's fp32 export on {len(real)} sentences"}}
+
+
+def _embedding(output: np.ndarray) -> np.ndarray:
+    """A sentence embedding: as given, or (a graph ending in token states, e.g. Olive's transformers export)
+    mean-pooled over the tokens and L2-normalised, as the model's sentence-transformers pipeline does."""
+    if output.ndim == 2:  # (tokens, hidden): batch 1, no padding, so every token counts
+        output = output.mean(axis=0)
+        output = output / np.linalg.norm(output)
+    return output
 
 
 def _files(artifact: dict) -> list[Path]:

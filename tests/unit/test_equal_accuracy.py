@@ -1,6 +1,7 @@
 """Pure pieces of winning at equal accuracy: recipe entries that take an earlier entry's output, the
 least-memory leader, whole-sentence text samples."""
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
@@ -70,3 +71,84 @@ def test_text_is_split_into_whole_sentences_across_line_breaks():
             "it ends (mostly).\n\n3. Definitions\nA heading without a full stop stays whole")
     assert sentences(text) == ["The licence grants you the right to run the program.", 'It also says "do no harm."',
                                "Then it ends (mostly).", "3.", "Definitions A heading without a full stop stays whole"]
+
+
+def padded_samples():
+    from edgeopt.datafiles import InputLayout, Samples
+
+    ids = np.array([[5, 6, 0, 0, 0], [7, 8, 9, 4, 0], [3, 0, 0, 0, 0]])
+    mask = (ids > 0).astype(np.int64)
+    layout = {name: InputLayout(padded_by="attention_mask") for name in ("input_ids", "attention_mask")}
+    return Samples({"input_ids": ids, "attention_mask": mask}, None, layout)
+
+
+def test_padded_text_is_fed_cut_to_each_runs_longest_real_sequence():
+    samples = padded_samples()
+    assert samples.feed(0, 1)["input_ids"].tolist() == [[5, 6]]  # one sentence: as a user feeds it, unpadded
+    assert samples.feed(0, 2)["attention_mask"].shape == (2, 4)  # a batch: to its longest
+    assert samples.feed(2, 3)["input_ids"].tolist() == [[3]]
+    from edgeopt.datafiles import Samples
+
+    unmarked = Samples(samples.arrays, None)  # the timed batch: stored width, the data's longest case
+    assert unmarked.feed(0, 1)["input_ids"].shape == (1, 5)
+
+
+def test_a_model_with_a_fixed_sequence_length_gets_padded_inputs_padded_to_it():
+    from edgeopt.frameworks.base import GraphSession, InputInfo
+
+    class Fixed(GraphSession):
+        inputs = [InputInfo("input_ids", (1, 4), np.dtype(np.int64)), InputInfo("attention_mask", (1, 4), None)]
+        output_names = ["y"]
+
+        def run(self, feeds):
+            return [feeds["input_ids"]]
+
+    feeds = Fixed().feeds(padded_samples(), 0, 1)
+    assert feeds["input_ids"].tolist() == [[5, 6, 0, 0]] and feeds["attention_mask"].tolist() == [[1, 1, 0, 0]]
+
+
+def test_the_text_loaders_padding_survives_the_manifests_layout_but_not_on_constants():
+    from edgeopt.datafiles import InputLayout
+    from edgeopt.datasets import Dataset
+
+    padded = InputLayout(padded_by="attention_mask")
+    data = Dataset({"input_ids": np.zeros((2, 3)), "attention_mask": np.ones((2, 3)), "token_type_ids": np.zeros((2, 3))},
+                   None, {"input_ids": padded, "attention_mask": padded, "token_type_ids": padded})
+    merged = data.with_layout({"input_ids": InputLayout(), "token_type_ids": InputLayout(batch_axis=None, value=0)})
+    assert merged.layout["input_ids"].padded_by == "attention_mask" and merged.layout["attention_mask"] == padded
+    assert merged.layout["token_type_ids"].padded_by is None and "token_type_ids" not in merged.inputs
+    assert data.at_full_width().layout["input_ids"] == InputLayout()
+
+
+def test_per_token_outputs_of_batches_of_different_lengths_are_joined_zero_padded():
+    from edgeopt.measure.accuracy import _joined
+
+    joined = _joined([np.ones((2, 3, 4)), np.ones((1, 5, 4))])
+    assert joined.shape == (3, 5, 4) and joined[:2, 3:].sum() == 0 and joined[2].sum() == 20
+    assert _joined([np.ones((2, 4)), np.ones((1, 4))]).shape == (3, 4)
+
+
+def test_mixed_precision_ranks_first_the_node_whose_activations_have_outliers():
+    from edgeopt.measure.diagnosis import quantization_sensitivity
+
+    rng = np.random.default_rng(0)
+    smooth = rng.normal(size=(8, 64))
+    spiky = smooth.copy()
+    spiky[:, 3] *= 60  # one outlier feature, as after a GELU: int8 steps sized to it crush the rest
+    weights = rng.normal(size=(64, 16))
+    nodes = [("calm", "a", weights), ("hurt", "b", weights), ("unmeasured", "graph-input", weights)]
+    ranked = quantization_sensitivity(nodes, {"a": smooth, "b": spiky}, {"calm": None, "hurt": None})
+    assert [name for name, _ in ranked] == ["hurt", "calm"]
+    # per-channel weight scales: a weight outlier in one column costs less than over the whole tensor
+    skewed = weights.copy()
+    skewed[0, 5] = 40.0
+    per_tensor = quantization_sensitivity([("w", "a", skewed)], {"a": smooth}, {"w": None})[0][1]
+    per_channel = quantization_sensitivity([("w", "a", skewed)], {"a": smooth}, {"w": -1})[0][1]
+    assert per_channel < per_tensor
+
+
+def test_dynamic_quantization_reads_calibration_data_only_when_mixed_precision_asks():
+    from edgeopt.frameworks.onnxruntime.passes import QuantizeDynamic, QuantizeDynamicConfig
+
+    assert not QuantizeDynamic.calibrates(QuantizeDynamicConfig())
+    assert QuantizeDynamic.calibrates(QuantizeDynamicConfig(keep_float=4))
