@@ -82,10 +82,8 @@ def build_peers(peers: Path) -> dict:
     for name, flags in (("optimum-avx512vnni-pc", ["--avx512_vnni", "--per_channel"]),
                         ("optimum-avx512vnni", ["--avx512_vnni"]), ("optimum-avx2-pc", ["--avx2", "--per_channel"])):
         run(name, [cli, "onnxruntime", "quantize", "--onnx_model", str(fp32), *flags, "-o", str(peers / name)])
-    if not (peers / "ort-fused-dyn-pc").exists():
-        built["ort-fused-dyn-pc"] = _ort_fused_dynamic(fp32 / "model.onnx", peers / "ort-fused-dyn-pc")
-    if not (peers / "nncf-int8").exists():
-        built["nncf-int8"] = _nncf_int8(fp32 / "model.onnx", peers / "nncf-int8")
+    for name, make in (("ort-fused-dyn-pc", _ort_fused_dynamic), ("nncf-int8", _nncf_int8)):
+        built[name] = "already built" if (peers / name).exists() else make(fp32 / "model.onnx", peers / name)
     run("olive-auto-opt", ["olive", "auto-opt", "-m", str(model), "-t", "feature-extraction", "--device", "cpu",
                            "--provider", "CPUExecutionProvider", "--precision", "int8", "-o",
                            str(peers / "olive-auto-opt"), "--disable_telemetry"])
@@ -227,6 +225,9 @@ def compare(peers: Path, build: Path | None, rounds: int, threads: int) -> dict:
         rotation = order[round_index % len(order):] + order[:round_index % len(order)]  # no variant always first
         for name in rotation:
             session = loaded[name][0]
+            # ONNX Runtime's pool threads spin after a run: let the previous variant's go idle first (without
+            # this pause the same model timed 1.7x apart depending on what ran before it)
+            time.sleep(0.2)
             start = time.perf_counter()
             for _ in range(10):
                 session.run(feeds[name]["seq128"])
