@@ -44,8 +44,7 @@ def prepare_data(manifest: Manifest, layout: OutputLayout) -> BuildData:
     if len(evaluation) < batch:
         raise ManifestError(manifest.name, "measure.batch_size",
                             f"{batch} is more than the {len(evaluation)} evaluation samples")
-    # text is timed at the evaluation set's padded width: the longest input that data holds, every round alike
-    timing = evaluation.head(batch).at_full_width()
+    timing = evaluation.typical(batch)  # token sequences: the median-length sentences, unpadded
     return BuildData(
         eval=evaluation.save(layout.data / "eval.npz"),
         timing=timing.save(layout.data / "timing.npz"),

@@ -117,7 +117,21 @@ def test_the_text_loaders_padding_survives_the_manifests_layout_but_not_on_const
     merged = data.with_layout({"input_ids": InputLayout(), "token_type_ids": InputLayout(batch_axis=None, value=0)})
     assert merged.layout["input_ids"].padded_by == "attention_mask" and merged.layout["attention_mask"] == padded
     assert merged.layout["token_type_ids"].padded_by is None and "token_type_ids" not in merged.inputs
-    assert data.at_full_width().layout["input_ids"] == InputLayout()
+
+
+def test_token_sequences_are_timed_on_the_median_length_samples():
+    from edgeopt.datafiles import InputLayout
+    from edgeopt.datasets import Dataset
+
+    lengths = [9, 2, 5, 7, 3]  # median 5
+    mask = np.array([[1] * n + [0] * (10 - n) for n in lengths])
+    padded = InputLayout(padded_by="attention_mask")
+    data = Dataset({"input_ids": mask * 7, "attention_mask": mask}, None, {"input_ids": padded, "attention_mask": padded})
+    assert data.typical(1).inputs["attention_mask"].sum(axis=1).tolist() == [5]
+    assert sorted(data.typical(3).inputs["attention_mask"].sum(axis=1).tolist()) == [3, 5, 7]
+    assert data.typical(1).layout == data.layout  # still fed unpadded
+    images = Dataset({"x": np.arange(5)}, None)
+    assert images.typical(2).inputs["x"].tolist() == [0, 1]  # anything else: the first samples
 
 
 def test_per_token_outputs_of_batches_of_different_lengths_are_joined_zero_padded():

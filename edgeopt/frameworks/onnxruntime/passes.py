@@ -147,6 +147,9 @@ class FixShapes(Pass):
         if not dynamic:
             raise NothingToDo("every input's shape is already fixed")
         fixed = {name: [int(n) for n in np.shape(feeds[name])] for name in dynamic}
+        for name in fixed:
+            if timed.padded(name):  # a fixed-length model takes every sequence padded to the longest the data holds
+                fixed[name][1] = int(timed.arrays[name].shape[1])
         for name, shape in fixed.items():
             make_input_shape_fixed(model.graph, name, shape)
         fix_output_shapes(model)
