@@ -64,6 +64,11 @@ class InputLayout:
         return np.full(shape, self.initial or 0, dtype=self.dtype or "float32")
 
 
+def padding_mask(layout: dict[str, InputLayout]) -> str | None:
+    """The input (an attention mask) that says where padded inputs' real values stop, if any are padded."""
+    return next((item.padded_by for item in layout.values() if item.padded_by), None)
+
+
 @dataclass(frozen=True)
 class Samples:
     """A data file read back: arrays samples first, labels, and how to feed them to the model."""
@@ -99,7 +104,7 @@ class Samples:
 
     def real_length(self, start: int, stop: int) -> int | None:
         """The longest real (unpadded) sequence among samples [start, stop), when inputs are padded."""
-        mask_name = next((item.padded_by for item in self.layout.values() if item.padded_by), None)
+        mask_name = padding_mask(self.layout)
         if mask_name is None or mask_name not in self.arrays:
             return None
         used = np.flatnonzero(np.asarray(self.arrays[mask_name][start:stop]).any(axis=0))

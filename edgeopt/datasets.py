@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeopt.datafiles import LABELS_KEY, InputLayout, save_arrays
+from edgeopt.datafiles import LABELS_KEY, InputLayout, padding_mask, save_arrays
 from edgeopt.errors import ManifestError, MissingDependency
 from edgeopt.manifest import (
     HookData,
@@ -63,7 +63,7 @@ class Dataset:
         """`count` samples to time: for padded token sequences, those of median real length (fed unpadded),
         what a user typically sends; otherwise the first ones. (Timed at the padded width, 128 tokens, OpenVINO
         int8 led MiniLM's candidates; on real sentences ONNX Runtime's fused int8 ran 1.8x faster than it.)"""
-        mask = next((self.inputs.get(item.padded_by) for item in self.layout.values() if item.padded_by), None)
+        mask = self.inputs.get(padding_mask(self.layout) or "")
         if mask is None:
             return self.head(count)
         lengths = np.asarray(mask).astype(bool).sum(axis=1)

@@ -40,6 +40,11 @@ class Step(_Frozen):
     cost: int = 1  # relative effort of the pass; the cheap-first search runs low costs first
     why: str = ""
 
+    @property
+    def reads_source(self) -> bool:
+        """The pass reads the manifest's model itself: it exports it, or reads its config beside its input."""
+        return self.input == "source" or self.needs_source
+
 
 class SkippedStep(_Frozen):
     id: str

@@ -64,8 +64,7 @@ class CacheKeys:
         return make_key(
             "pass", edgeopt=__version__, pass_name=step.pass_name, config=step.config,
             input=self.model_key(artifact) if artifact else None,
-            source=(path_digest(resolve_path(self.manifest.model.path)) if step.input == "source" or step.needs_source
-                    else None),
+            source=path_digest(resolve_path(self.manifest.model.path)) if step.reads_source else None,
             calibration=self.data.digests["calibration"] if step.needs_calibration else None,
             validation=self.validation() if step.needs_validation else None,
             versions=self.versions(framework, artifact.framework if artifact else None),

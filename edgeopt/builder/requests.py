@@ -58,7 +58,7 @@ class Requests:
         request = PassRequest(
             adapter=self._adapter(framework), step=step.id, pass_name=short, config=step.config, input=artifact,
             output_dir=str(self.layout.model(step.id)), task=self.manifest.model.task,
-            source_path=str(resolve_path(self.manifest.model.path)) if step.input == "source" or step.needs_source else None,
+            source_path=str(resolve_path(self.manifest.model.path)) if step.reads_source else None,
             calibration_data=str(self.data.calibration) if step.needs_calibration else None,
             timing_data=str(self.data.timing) if step.needs_timing_data else None,
             validation=validation, **self._common)

@@ -68,13 +68,8 @@ OPTIMUM_INSTALL = "pip install 'optimum-onnx[onnxruntime]==0.1.0'"
 
 
 def _optimum_missing() -> str | None:
-    import importlib.util
-
-    try:
-        found = importlib.util.find_spec("optimum.exporters.onnx") is not None
-    except (ImportError, ValueError):
-        found = False
-    return None if found else "optimum's ONNX exporter is not installed"
+    probe = probe_distribution("optimum-onnx", import_name="optimum.exporters.onnx")
+    return None if probe.available else f"optimum's ONNX exporter is not available ({probe.detail})"
 
 
 def _exporter_name(exporter: str) -> str:

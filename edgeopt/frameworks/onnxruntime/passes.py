@@ -332,7 +332,7 @@ def _own_view(artifact: ModelArtifact) -> Iterator[str]:
         yield str(Path(folder) / main.name)
 
 
-def _most_harmful(float_path: str, calibration_data, op_types, count: int, per_channel: bool) -> list[str]:
+def _most_harmful(float_path: str, calibration_data, op_types: list[str], count: int, per_channel: bool) -> list[str]:
     """The `count` nodes int8 hurts most, by the outlier ratios of their activation input (the float model's, on
     calibration samples) and their weights (edgeopt.measure.diagnosis.quantization_sensitivity)."""
     import onnx
@@ -346,7 +346,7 @@ def _most_harmful(float_path: str, calibration_data, op_types, count: int, per_c
     graph = onnx.load(float_path).graph
     weights = {t.name: t for t in graph.initializer}
     weighted = [n for n in graph.node if n.name and n.op_type in WEIGHTED_OPS and len(n.input) > 1
-                and n.input[1] in weights and (op_types is None or n.op_type in op_types)]
+                and n.input[1] in weights and n.op_type in op_types]
     if not weighted:
         return []
     activations = OnnxRuntime().layer_outputs(ModelArtifact(path=float_path, framework="onnxruntime"),
