@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,12 @@ class CliResult:
 
 
 @pytest.fixture
-def cache_dir(tmp_path_factory) -> Path:
-    """A build cache of the test's own: builds in one test share it, tests never share one."""
-    return tmp_path_factory.mktemp("cache")
+def cache_dir(tmp_path_factory):
+    """A build cache of the test's own: builds in one test share it, tests never share one. Removed when the
+    test ends: the example builds' caches hold gigabytes, and a full run that kept them filled CI's disk."""
+    folder = tmp_path_factory.mktemp("cache")
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_cli(*argv: str, environ: dict) -> CliResult:
