@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch is pinned in pyproject to the CPU wheel that lies on this machine's disk; never pull a CUDA build
 PIP := $(BIN)/python -m pip
 
-.PHONY: demo test test-fast venv system-deps aarch64-deps aarch64-env llama-wheel benchmark clean
+.PHONY: demo test test-fast venv system-deps aarch64-deps aarch64-env llama-wheel llama-converter benchmark clean
 
 # llama-cpp-python has no wheel on PyPI: it is built once, portable (AVX2/FMA/F16C, no -march=native:
 # a native build on a host that advertises AMX died with SIGILL in generation), into a folder outside
@@ -52,9 +52,14 @@ llama-wheel: $(BIN)/python
 		CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2 $(PIP) wheel -q --no-deps --no-cache-dir \
 			llama-cpp-python==$(LLAMA_VERSION) -w $(LLAMA_WHEELS); }
 
+# llama.cpp's own HF → GGUF converter, from the source release of the installed llama-cpp-python (~5 s from
+# pip's cache, ~30 s downloading its 76 MB); edgeopt's GGUF writer is used where it is not there
+llama-converter: $(BIN)/python
+	$(BIN)/edgeopt env create llama.cpp
+
 test: $(BIN)/python system-deps llama-wheel
 	$(PIP) install -q --find-links $(LLAMA_WHEELS) -e '.[onnx,hf,openvino,gguf,mlx,examples,examples-llm,ray,dev]'
-	$(MAKE) aarch64-env
+	$(MAKE) aarch64-env llama-converter
 	EDGEOPT_REQUIRE_EMULATION=1 EDGEOPT_REQUIRE_TOOLS=1 $(BIN)/python -m pytest
 
 # the quick loop: everything except the full example builds
@@ -63,6 +68,7 @@ test-fast: $(BIN)/python
 
 benchmark: $(BIN)/python system-deps llama-wheel
 	$(PIP) install -q --find-links $(LLAMA_WHEELS) -e '.[onnx,hf,openvino,gguf,mlx,examples,examples-llm]'
+	$(MAKE) llama-converter
 	$(BIN)/python benchmarks/run_examples.py
 
 clean:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgeopt.envs.base import EnvStatus
 from edgeopt.errors import UsageError
 from edgeopt.hostinfo import HostFacts
 from edgeopt.manifest import Manifest
@@ -31,6 +32,7 @@ class PlanContext:
     host: HostFacts
     registry: Registry
     plan: Plan
+    environments: Mapping[str, EnvStatus] = field(default_factory=dict)  # those the plan's steps use, as they are
 
 
 def plan(manifest_path: str | Path, target: str | None = None, device: str | None = None, no_hooks: bool = False,
@@ -59,9 +61,18 @@ def plan(manifest_path: str | Path, target: str | None = None, device: str | Non
         from edgeopt.device import Device
 
         device = Device.parse(device).display
-    return PlanContext(manifest, host, registry, make_plan(manifest, resolved, load_recipes(), registry,
-                                                           load_gate_policies(), load_cores(), device,
-                                                           source_quantized))
+    the_plan = make_plan(manifest, resolved, load_recipes(), registry, load_gate_policies(), load_cores(), device,
+                         source_quantized)
+    return PlanContext(manifest, host, registry, the_plan, environment_states(the_plan, environ or os.environ))
+
+
+def environment_states(the_plan: Plan, environ: Mapping[str, str]) -> dict[str, EnvStatus]:
+    """The state of each environment a step runs code from: the plan shows it, and each one's key goes into
+    the cache keys of the steps that use it (a converter set up later must not be served an older file)."""
+    from edgeopt.envs import environment
+
+    names = sorted({name for step in the_plan.steps for name in step.environments})
+    return {name: environment(name, environ).status() for name in names}
 
 
 def _source_quantized(manifest: Manifest) -> str | None:
@@ -153,8 +164,9 @@ def build(manifest_path: str | Path, options: BuildOptions = BuildOptions()) -> 
 
         timing_runner = DeviceRunner(Device.parse(options.device))
     try:
+        env_keys = {name: status.key if status.present else None for name, status in context.environments.items()}
         result = Builder(the_plan, manifest, context.registry, out_dir, runner, timing_runner, progress, cache,
-                         emulation, _calibration(the_plan)).run()
+                         emulation, _calibration(the_plan), env_keys).run()
     finally:
         runner.close()
     report = build_report(result, context.host.cpu_model, deployment_notes(manifest))

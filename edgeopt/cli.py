@@ -92,9 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--out", type=Path, default=Path("manifest.yaml"), help="default: ./manifest.yaml")
     init.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
-    env = commands.add_parser("env", help="environments edgeopt runs parts of a build in (aarch64 emulation)")
+    env = commands.add_parser("env", help="environments edgeopt runs parts of a build in (aarch64 emulation, llama.cpp's converter)")
     env_commands = env.add_subparsers(dest="env_command", parser_class=_Parser, required=True)
-    create = env_commands.add_parser("create", help="make an environment (aarch64: arm64 userland, runtimes, plugin)")
+    create = env_commands.add_parser("create", help="make an environment (aarch64: arm64 userland, runtimes, plugin; llama.cpp: its HF → GGUF converter)")
     create.add_argument("name")
     create.add_argument("--force", action="store_true", help="make it again even if it is there")
     env_commands.add_parser("list", help="the environments and their state")
@@ -173,7 +173,7 @@ def _cmd_plan(args, env: Environment) -> ExitStatus:
     if args.json:
         print(context.plan.model_dump_json(indent=2), file=env.stdout)
     else:
-        print(render_plan(context.plan, context.registry), file=env.stdout)
+        print(render_plan(context.plan, context.registry, context.environments), file=env.stdout)
     return ExitStatus.OK
 
 

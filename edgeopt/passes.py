@@ -53,6 +53,12 @@ class Pass:
     summary: ClassVar[str] = ""
 
     @classmethod
+    def environments(cls, config: PassConfig) -> tuple[str, ...]:
+        """The environments (`edgeopt env create NAME`) the pass, so configured, runs code from when they are
+        there: what is in each is part of the pass's cache key, and the plan names them."""
+        return ()
+
+    @classmethod
     def calibrates(cls, config: PassConfig) -> bool:
         """Whether the pass, so configured, reads calibration data (some only for some settings)."""
         return cls.needs_calibration

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from edgeopt.catalog import Target
 from edgeopt.planner import Plan
 from edgeopt.registry import Registry
 
 
-def render_plan(plan: Plan, registry: Registry) -> str:
+def render_plan(plan: Plan, registry: Registry, environments: Mapping | None = None) -> str:
+    """`environments`: the state (EnvStatus) of each environment a step uses, by name, when known."""
     t = plan.target
     lines = [
         f"plan for {plan.manifest} (task: {plan.task})",
@@ -44,6 +47,11 @@ def render_plan(plan: Plan, registry: Registry) -> str:
         lines.append(f"      input: {source}" + (", needs calibration data" if step.needs_calibration else ""))
         if config:
             lines.append(f"      config: {config}")
+        for name in step.environments:
+            status = (environments or {}).get(name)
+            state = "state unknown" if status is None else (
+                f"ready — {status.detail}" if status.present else f"missing — {status.detail}")
+            lines.append(f"      environment {name}: {state}")
         if step.why:
             lines.append(f"      why: {step.why}")
     if plan.source_quantized:

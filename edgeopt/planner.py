@@ -37,6 +37,7 @@ class Step(_Frozen):
     needs_validation: bool = False
     needs_timing_data: bool = False
     needs_source: bool = False
+    environments: tuple[str, ...] = ()  # edgeopt env names the pass runs code from when they are there
     cost: int = 1  # relative effort of the pass; the cheap-first search runs low costs first
     why: str = ""
 
@@ -330,7 +331,7 @@ def _expand_steps(recipes: dict[str, Recipe], searched: list[str], baseline_fram
                         config=validated.model_dump(mode="json"), input=input_id, role=role,
                         needs_calibration=pass_class.calibrates(validated), needs_validation=pass_class.needs_validation,
                         needs_timing_data=pass_class.needs_timing_data, needs_source=pass_class.needs_source,
-                        cost=pass_class.cost, why=entry.why,
+                        environments=pass_class.environments(validated), cost=pass_class.cost, why=entry.why,
                     ))
                     previous = step_id
                 if role == "baseline":

@@ -52,8 +52,10 @@ class BuildResult:
 class Builder:
     def __init__(self, plan: Plan, manifest: Manifest, registry: Registry, out_dir: Path, runner: Runner,
                  timing_runner: Runner | None = None, progress: BuildProgress | None = None,
-                 cache: BuildCache | None = None, emulation: EmulationSetup | None = None, calibration=None):
+                 cache: BuildCache | None = None, emulation: EmulationSetup | None = None, calibration=None,
+                 env_keys: Mapping[str, str | None] | None = None):
         self.plan, self.manifest, self.registry = plan, manifest, registry
+        self.env_keys = dict(env_keys or {})  # what is in each environment a step uses (None: not there)
         self.layout = OutputLayout(out_dir)
         self.runner, self.timing_runner = runner, timing_runner or runner
         self.progress = progress or NoProgress()
@@ -105,7 +107,8 @@ class Builder:
 
     def _assemble(self, data: BuildData) -> None:
         m = self.manifest
-        self.keys = CacheKeys(m, self.plan, self.registry, self.metric, data, self.layout.reference_outputs)
+        self.keys = CacheKeys(m, self.plan, self.registry, self.metric, data, self.layout.reference_outputs,
+                              self.env_keys)
         self.requests = Requests(m, self.registry, self.metric, data, self.layout)
         self.passes = PassStage(self.requests, self.keys, self.cache, self.runner, self.layout, self.progress)
         self.measurer = Measurer(m, self.requests, self.keys, self.cache, self.runner, self.timing_runner, self.progress)

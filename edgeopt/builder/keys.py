@@ -6,6 +6,7 @@ the framework versions, the target and edgeopt's version; change any of them and
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from edgeopt import __version__
@@ -29,9 +30,10 @@ def model_identity(artifact: ModelArtifact, registry: Registry) -> str:
 
 class CacheKeys:
     def __init__(self, manifest: Manifest, plan: Plan, registry: Registry, metric: Metric, data: BuildData,
-                 reference_outputs: Path):
+                 reference_outputs: Path, env_keys: Mapping[str, str | None] | None = None):
         self.manifest, self.plan, self.registry, self.metric = manifest, plan, registry, metric
         self.data, self.reference_outputs = data, reference_outputs
+        self.env_keys = dict(env_keys or {})
 
     def versions(self, *frameworks: str | None) -> dict:
         found = {}
@@ -70,6 +72,8 @@ class CacheKeys:
             versions=self.versions(framework, artifact.framework if artifact else None),
             task=self.manifest.model.task, target=self.plan.target.id,
             **({"timing": self.data.digests["timing"]} if step.needs_timing_data else {}),
+            **({"environments": {name: self.env_keys.get(name) for name in step.environments}}
+               if step.environments else {}),
         )
 
     def accuracy_key(self, artifact: ModelArtifact, baseline: bool) -> str:

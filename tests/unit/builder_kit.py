@@ -82,11 +82,11 @@ class SleepTimingRunner(InProcessRunner):
 
 
 def build(root: Path, out: str = "out", cache: Path | None = None, timing_runner=None, module: str = "tests.unit.toy",
-          the_recipe: Recipe | None = None, **changes) -> BuildResult:
+          the_recipe: Recipe | None = None, env_keys: dict | None = None, **changes) -> BuildResult:
     the_manifest = manifest(root, **changes)
     target = load_catalog().resolve("rk3566")
     target = target.model_copy(update={"frameworks": FrameworkChain(preferred=["toy"], reason="tests")})
     reg = registry(module)
     the_plan = plan(the_manifest, target, {"toy": the_recipe or recipe()}, reg, load_gate_policies())
     return Builder(the_plan, the_manifest, reg, root / out, InProcessRunner(), timing_runner or SleepTimingRunner(),
-                   cache=BuildCache(cache) if cache else None).run()
+                   cache=BuildCache(cache) if cache else None, env_keys=env_keys).run()

@@ -4,8 +4,9 @@ failures, cheap-first and max_candidates, the cache, and a bug in a worker. No o
 import numpy as np
 import pytest
 
+from edgeopt.recipes import Recipe
 from edgeopt.runners import WorkerBug
-from tests.unit.builder_kit import build, write_project
+from tests.unit.builder_kit import build, recipe, write_project
 
 
 @pytest.fixture
@@ -83,6 +84,19 @@ def test_a_rebuild_comes_from_the_cache_with_the_same_figures_and_a_changed_mode
     np.save(project / "w.npy", np.load(project / "w.npy") * 2)
     third = build(project, "c", cache)
     assert third.cache["hits"]["pass"] == 0 and not any(c.cached.get("pass") for c in third.candidates)
+
+
+def test_a_step_is_made_again_when_an_environment_it_runs_code_from_changes(project, tmp_path):
+    cache = tmp_path / "cache"
+    stages = recipe().model_dump(by_alias=True)["stages"]
+    stages[0]["passes"][1]["config"] = {"environment": "toy-env"}  # the "again" step
+    tooled = Recipe(framework="toy", stages=stages)
+    build(project, "a", cache, the_recipe=tooled, env_keys={"toy-env": "made-from-v1"})
+    same = build(project, "b", cache, the_recipe=tooled, env_keys={"toy-env": "made-from-v1"})
+    changed = build(project, "c", cache, the_recipe=tooled, env_keys={"toy-env": "made-from-v2"})
+    # the failing pass always runs again (as in the test above); with the environment changed, so does "again"
+    assert same.cache["misses"]["pass"] == 1 and changed.cache["misses"]["pass"] == 2
+    assert by_id(changed)["int8"].cached.get("pass")
 
 
 def test_candidates_new_to_a_cached_build_are_timed_beside_the_baseline_again(project, tmp_path):

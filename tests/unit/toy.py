@@ -66,11 +66,19 @@ class Round(Pass):
             "lineage": (*artifact.lineage, context.lineage("toy.round", config, {"scale": float(scale)}))})
 
 
+class CopyConfig(SpeedConfig):
+    environment: str | None = None  # an environment the copy claims to run code from (for its cache key)
+
+
 class Copy(Pass):
     """The same bytes again: a second candidate that is the first one."""
 
     name = "copy"
-    Config = SpeedConfig
+    Config = CopyConfig
+
+    @classmethod
+    def environments(cls, config: CopyConfig) -> tuple[str, ...]:
+        return (config.environment,) if config.environment else ()
 
     def apply(self, config: SpeedConfig, artifact: ModelArtifact, context: PassContext) -> ModelArtifact:
         path = _save(np.load(artifact.path), context)

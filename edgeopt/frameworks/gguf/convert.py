@@ -1,8 +1,14 @@
-"""Hugging Face folder → GGUF (F16/F32), written with gguf-py's writer and tensor-name maps."""
+"""Hugging Face folder → GGUF (F16/F32): with llama.cpp's own converter where it is set up and supports the
+model, else with edgeopt's writer (gguf-py's writer and tensor-name maps). Both write the tokenizer metadata
+llama.cpp reads to tokenize on the device: the pre-tokenizer identified from the tokenizer itself, add-BOS as
+the tokenizer adds it."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -22,19 +28,71 @@ _ARCHITECTURES = {  # Hugging Face class → (gguf arch, whether Q/K weights nee
 
 class ConvertHfConfig(PassConfig):
     outtype: Literal["f16", "f32"] = "f16"
+    # auto: llama.cpp's converter when `edgeopt env create llama.cpp` made it and it takes the model, else
+    # edgeopt's writer (the lineage notes say which ran, and why not the other)
+    converter: Literal["auto", "llama.cpp", "edgeopt"] = "auto"
 
 
 class ConvertHf(Pass):
     name = "convert_hf"
     Config = ConvertHfConfig
     cost = 2
-    summary = "Hugging Face folder (Llama/Qwen2/SmolLM/Mistral) → GGUF, tokenizer and chat template kept"
+    summary = ("Hugging Face folder → GGUF with llama.cpp's own converter, or edgeopt's writer "
+               "(Llama/Qwen2/SmolLM/Mistral) where it is not set up or refuses the model")
+
+    @classmethod
+    def environments(cls, config: ConvertHfConfig) -> tuple[str, ...]:
+        return () if config.converter == "edgeopt" else ("llama.cpp",)
 
     def apply(self, config: ConvertHfConfig, artifact, context: PassContext) -> ModelArtifact:
         source = Path(context.source_path)
         out = fresh_dir(context.output_dir) / MODEL_FILE
-        notes = write_gguf(source, out, config.outtype)
+        notes = convert(source, out, config.outtype, config.converter)
         return gguf_artifact(None, out, context, f"gguf.{self.name}", config, config.outtype, notes)
+
+
+def convert(folder: Path, out: Path, outtype: str, converter: str) -> dict:
+    """The GGUF of `folder` at `out`, by the converter asked for; notes say which ran and why not the other."""
+    why_not = None
+    if converter != "edgeopt":
+        from edgeopt.envs import LLAMA_CPP, environment
+
+        env = environment(LLAMA_CPP, os.environ)
+        status = env.status()
+        if status.present:
+            refused = run_llama_cpp_converter(env.converter(), folder, out, outtype)
+            if refused is None:
+                return {"converter": f"llama.cpp's {status.detail}", **describe(out)}
+            why_not = f"llama.cpp's converter refused it: {refused}"
+        else:
+            why_not = f"llama.cpp's converter is not set up ({status.detail})"
+        if converter == "llama.cpp":
+            raise ValueError(why_not)
+    notes = write_gguf(folder, out, outtype)
+    return {"converter": "edgeopt's GGUF writer", **({"why_not_llama_cpp": why_not} if why_not else {}), **notes}
+
+
+def run_llama_cpp_converter(script: Path, folder: Path, out: Path, outtype: str) -> str | None:
+    """Runs llama.cpp's converter with this interpreter; None when it wrote `out`, else the reason it gave."""
+    completed = subprocess.run([sys.executable, str(script), str(folder), "--outfile", str(out), "--outtype", outtype],
+                               capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    if completed.returncode == 0 and out.is_file():
+        return None
+    out.unlink(missing_ok=True)
+    lines = [line for line in completed.stderr.splitlines() if "Error" in line or "error" in line]
+    return (lines[-1] if lines else (completed.stderr.strip().splitlines() or ["no output"])[-1])[:500]
+
+
+def describe(path: Path) -> dict:
+    """What a GGUF file says of itself that a device depends on: its architecture and tokenizer metadata."""
+    reader = gguf_py().GGUFReader(str(path))
+
+    def field(key: str):
+        return reader.fields[key].contents() if key in reader.fields else None
+
+    return {"architecture": field("general.architecture"), "tensors": len(reader.tensors),
+            "tokenizer_pre": field("tokenizer.ggml.pre"), "add_bos": field("tokenizer.ggml.add_bos_token"),
+            "eos_token_id": field("tokenizer.ggml.eos_token_id")}
 
 
 def write_gguf(folder: Path, out: Path, outtype: str) -> dict:
@@ -96,7 +154,8 @@ def write_gguf(folder: Path, out: Path, outtype: str) -> dict:
     writer.write_tensors_to_file()
     writer.close()
     return {"architecture": architecture, "tensors": written, "vocab_size": vocab_size,
-            "tied_embeddings": "lm_head.weight" not in tensors}
+            "tied_embeddings": "lm_head.weight" not in tensors, **{k: v for k, v in describe(out).items()
+                                                                   if k.startswith(("tokenizer", "add_", "eos"))}}
 
 
 def _rotary_layout(weights: np.ndarray, heads: int, kv_heads: int) -> np.ndarray:
@@ -127,9 +186,7 @@ def _add_vocab(writer, folder: Path, hf: dict, gguf) -> int:
         tokens[index] = text
         types[index] = gguf.TokenType.CONTROL if index in special else gguf.TokenType.NORMAL
     writer.add_tokenizer_model("gpt2")
-    # the pre-tokenizer regex family; "smollm" for SmolLM's, llama.cpp's default for anything else
-    name = str(hf.get("_name_or_path", "")) + folder.name
-    writer.add_tokenizer_pre("smollm" if "smollm" in name.lower() else "default")
+    writer.add_tokenizer_pre(pre_tokenizer_name(tokenizer))
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     special_vocab = gguf.SpecialVocab(folder, load_merges=True, n_vocab=size)
@@ -138,3 +195,48 @@ def _add_vocab(writer, folder: Path, hf: dict, gguf) -> int:
         special_vocab.chat_template = template.read_text()
     special_vocab.add_to_gguf(writer)
     return size
+
+
+# llama.cpp names the regex its tokenizer splits text with before BPE ("tokenizer.ggml.pre"); its converter
+# finds the name by hashing how the tokenizer encodes a test text. edgeopt's writer reads it from the
+# tokenizer's own pre_tokenizer, for the families whose split it knows (llama.cpp's llama-vocab.cpp regexes):
+_BYTE_LEVEL = ("ByteLevel",)
+_PRE_TOKENIZERS = {
+    _BYTE_LEVEL: "gpt-2",  # GPT-2's regex inside ByteLevel(use_regex=true)
+    (("Digits", True), *_BYTE_LEVEL): "smollm",  # single digits, then GPT-2's regex
+}
+_SPLIT_REGEXES = {  # Split(Regex) then ByteLevel(use_regex=false)
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+":
+        "llama-bpe",
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+":
+        "qwen2",
+}
+
+
+def pre_tokenizer_name(tokenizer: dict) -> str:
+    """llama.cpp's name for the tokenizer's pre-tokenizer; a ValueError for one edgeopt's writer does not know
+    (writing "default" would make llama.cpp split text differently from the model's own tokenizer)."""
+    pre = tokenizer.get("pre_tokenizer") or {}
+    parts = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else [pre]
+    shape = []
+    for part in parts:
+        kind = part.get("type")
+        if kind == "ByteLevel" and part.get("use_regex", True):
+            shape.append("ByteLevel")
+        elif kind == "Digits":
+            shape.append(("Digits", bool(part.get("individual_digits"))))
+        elif kind == "Split" and "Regex" in (part.get("pattern") or {}):
+            shape.append(("Split", part["pattern"]["Regex"]))
+        elif kind == "ByteLevel":
+            shape.append(("ByteLevel", "no-regex"))
+        else:
+            shape.append(kind)
+    shape = tuple(shape)
+    if shape in _PRE_TOKENIZERS:
+        return _PRE_TOKENIZERS[shape]
+    if len(shape) == 2 and shape[1] == ("ByteLevel", "no-regex") and shape[0][0] == "Split" \
+            and shape[0][1] in _SPLIT_REGEXES:
+        return _SPLIT_REGEXES[shape[0][1]]
+    raise ValueError(f"edgeopt's GGUF writer does not know this tokenizer's pre-tokenizer ({pre.get('type')}: "
+                     f"{[p.get('type') for p in parts]}); llama.cpp's converter identifies more "
+                     f"(`edgeopt env create llama.cpp`)")

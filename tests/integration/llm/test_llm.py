@@ -1,6 +1,7 @@
 """Language models: GGUF with the real llama.cpp (llama-cpp-python, gguf-py) and MLX on its CPU backend."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,51 @@ from edgeopt.errors import ExitStatus
 
 def report_of(out: Path) -> dict:
     return json.loads((out / "report.json").read_text())
+
+
+def _llama_cpp_converter_ready() -> bool:
+    """Whether `edgeopt env create llama.cpp` has run; `make test` runs it, so under CI's settings it must."""
+    from edgeopt.envs import LLAMA_CPP, environment
+
+    status = environment(LLAMA_CPP, os.environ).status()
+    if not status.present and os.environ.get("EDGEOPT_REQUIRE_TOOLS") == "1":
+        pytest.fail(f"llama.cpp's converter is required here: {status.detail}")
+    return status.present
+
+
+@pytest.mark.gguf
+@pytest.mark.hf
+@pytest.mark.slow
+def test_llama_cpp_converter_and_edgeopt_writer_agree_on_smollm2(smollm2_folder, tmp_path):
+    """The real SmolLM2 folder through both converters: the same tokenizer metadata (pre-tokenizer `smollm`,
+    no BOS, EOS <|im_end|>), the same tokens as the Hugging Face tokenizer for real text, the same logits."""
+    pytest.importorskip("llama_cpp")
+    if not _llama_cpp_converter_ready():
+        pytest.skip("llama.cpp's converter is not set up (edgeopt env create llama.cpp)")
+    import numpy as np
+    from llama_cpp import Llama
+    from transformers import AutoTokenizer
+
+    from edgeopt.frameworks.gguf.convert import convert
+
+    notes, logits = {}, {}
+    text = Path("/usr/share/common-licenses/GPL-3").read_text()[:2000]
+    expected = AutoTokenizer.from_pretrained(smollm2_folder)(text)["input_ids"][:96]
+    for converter in ("llama.cpp", "edgeopt"):
+        path = tmp_path / f"{converter}.gguf"
+        notes[converter] = convert(smollm2_folder, path, "f16", converter)
+        model = Llama(str(path), n_ctx=128, logits_all=True, verbose=False, n_threads=2)
+        tokens = model.tokenize(text.encode(), add_bos=notes[converter]["add_bos"], special=False)[:96]
+        assert tokens == expected, converter
+        model.eval(tokens)
+        logits[converter] = np.array(model.scores[:len(tokens)])
+        del model
+    assert notes["llama.cpp"]["converter"].startswith("llama.cpp's convert_hf_to_gguf.py")
+    for key in ("tokenizer_pre", "add_bos", "eos_token_id"):
+        assert notes["llama.cpp"][key] == notes["edgeopt"][key], key
+    assert (notes["edgeopt"]["tokenizer_pre"], notes["edgeopt"]["add_bos"], notes["edgeopt"]["eos_token_id"]) == (
+        "smollm", False, 2)
+    np.testing.assert_allclose(logits["edgeopt"], logits["llama.cpp"], atol=1e-3)
 
 
 @pytest.mark.gguf
@@ -24,6 +70,12 @@ def test_gguf_build_writes_f16_quantizes_and_measures_perplexity_and_speed(cli, 
     baseline = report["baseline"]
     assert baseline["status"] == "ok", baseline["error"]
     assert baseline["precision"] == "f16" and baseline["lineage"][0]["pass_name"] == "gguf.convert_hf"
+    # a tokenizer trained here is one llama.cpp's converter cannot identify: edgeopt's writer takes over, says
+    # why, and names the pre-tokenizer from the tokenizer's own ByteLevel split
+    converted = baseline["lineage"][0]["notes"]
+    assert converted["converter"] == "edgeopt's GGUF writer" and converted["tokenizer_pre"] == "gpt-2"
+    if _llama_cpp_converter_ready():
+        assert "refused" in converted["why_not_llama_cpp"]
     ppl = baseline["metrics"]["accuracy"]["perplexity"]
     assert 1 < ppl < 5000  # random weights over a 512-token vocabulary: near the vocabulary size, finite
     by_id = {c["id"]: c for c in report["candidates"]}

@@ -1,5 +1,5 @@
-"""Environments edgeopt prepares beside its own: the aarch64 userland that runs ONNX Runtime and OpenVINO's
-ARM builds under qemu-user, with the TCG plugin that counts what they execute.
+"""The aarch64 userland that runs ONNX Runtime and OpenVINO's ARM builds under qemu-user, with the TCG plugin
+that counts what they execute.
 
 `edgeopt env create aarch64` (Linux) makes, under ~/.cache/edgeopt/envs/aarch64 (or $EDGEOPT_ENV_DIR):
   rootfs/   an arm64 Debian userland with Python, unpacked by mmdebstrap (extract only: no binfmt, no chroot)
@@ -21,16 +21,14 @@ import re
 import shutil
 import subprocess
 import sys
-import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
-from edgeopt.errors import EdgeoptError, ExitStatus, MissingDependency, UsageError
+from edgeopt.envs.base import EnvCreateFailed, EnvStatus, create_command, remove_folder, run_step, staged
+from edgeopt.errors import MissingDependency, UsageError
 
 AARCH64 = "aarch64"
-ENV_NAMES = (AARCH64,)
 SYSTEM_PACKAGES = "qemu-user mmdebstrap libglib2.0-dev pkg-config gcc xz-utils"
 SYSTEM_INSTALL = f"make aarch64-deps  (or, as root: apt-get install -y --no-install-recommends {SYSTEM_PACKAGES})"
 # what a worker needs under emulation; the runtimes are added when the host has them
@@ -44,23 +42,6 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 PREFIX_FOLDERS = ("usr", "lib", "lib64", "bin", "sbin", "etc")
 
 
-class EnvCreateFailed(EdgeoptError):
-    """An environment could not be created (a download or a build step failed)."""
-
-    exit_status = ExitStatus.ENVIRONMENT
-
-
-def env_root(environ: Mapping[str, str]) -> Path:
-    if environ.get("EDGEOPT_ENV_DIR"):
-        return Path(environ["EDGEOPT_ENV_DIR"])
-    home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
-    return home / ".cache" / "edgeopt" / "envs"
-
-
-def create_command(name: str) -> str:
-    return f"edgeopt env create {name}"
-
-
 def host_pins() -> dict[str, str]:
     """The host's versions of what the aarch64 userland needs: outputs compare like for like."""
     pins = {}
@@ -71,16 +52,6 @@ def host_pins() -> dict[str, str]:
             if name in CORE_PACKAGES:
                 raise
     return pins
-
-
-@dataclass(frozen=True)
-class EnvStatus:
-    name: str
-    path: Path
-    present: bool
-    detail: str
-    packages: dict
-    key: str | None = None  # requirements + Python version: part of the cache key of what runs inside
 
 
 class Aarch64Env:
@@ -167,13 +138,12 @@ class Aarch64Env:
             say(f"{self.name}: already present at {self.path} (--force makes it again)")
             return self.status()
         _require_tools()
-        staging = self.path.parent / f".staging-{self.name}-{uuid.uuid4().hex[:8]}"
-        staging.mkdir(parents=True)
-        try:
+        with staged(self.path) as staging:
             mirror = _debian_mirror()
             say(f"{self.name}: arm64 Debian userland from {mirror} (mmdebstrap --variant=extract)")
-            _run(["mmdebstrap", "--quiet", "--variant=extract", "--mode=root" if os.geteuid() == 0 else "--mode=unshare",
-                  "--architectures=arm64", f"--include={ROOTFS_PACKAGES}", "bookworm", str(staging / "rootfs"), mirror])
+            run_step(["mmdebstrap", "--quiet", "--variant=extract",
+                      "--mode=root" if os.geteuid() == 0 else "--mode=unshare", "--architectures=arm64",
+                      f"--include={ROOTFS_PACKAGES}", "bookworm", str(staging / "rootfs"), mirror])
             interpreter = _interpreter(staging / "rootfs")
             version = re.search(r"python(\d+\.\d+)$", interpreter).group(1)
             pins = host_pins()
@@ -185,29 +155,11 @@ class Aarch64Env:
             (staging / "env.json").write_text(json.dumps({
                 "name": self.name, "python": version, "interpreter": interpreter, "qemu": qemu, "packages": pins,
                 "key": key, "rootfs_packages": ROOTFS_PACKAGES}, indent=2))
-            if self.path.exists():
-                shutil.rmtree(self.path)
-            staging.replace(self.path)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         say(f"{self.name}: ready at {self.path}")
         return self.status()
 
     def remove(self) -> bool:
-        if not self.path.exists():
-            return False
-        shutil.rmtree(self.path)
-        return True
-
-
-def environment(name: str, environ: Mapping[str, str]) -> Aarch64Env:
-    if name != AARCH64:
-        from edgeopt.errors import closest
-
-        raise UsageError(f"unknown environment {name!r}; known: {', '.join(ENV_NAMES)}"
-                         + (f" (did you mean {closest(name, ENV_NAMES)[0]}?)" if closest(name, ENV_NAMES) else ""))
-    return Aarch64Env(env_root(environ))
+        return remove_folder(self.path)
 
 
 # -- steps --------------------------------------------------------------------------------------------------
@@ -221,14 +173,6 @@ def _require_tools() -> None:
     help_text = subprocess.run(["qemu-aarch64", "-h"], capture_output=True, text=True).stdout
     if "-plugin" not in help_text:
         raise MissingDependency("a qemu-aarch64 that loads plugins (qemu-user-static cannot)", SYSTEM_INSTALL)
-
-
-def _run(command: list[str], **options) -> subprocess.CompletedProcess:
-    completed = subprocess.run(command, capture_output=True, text=True, **options)
-    if completed.returncode != 0:
-        tail = (completed.stderr.strip() or completed.stdout.strip()).splitlines()[-5:]
-        raise EnvCreateFailed(f"`{' '.join(command[:3])} …` failed: " + " | ".join(tail))
-    return completed
 
 
 def _debian_sources() -> list[dict]:
@@ -263,7 +207,7 @@ def _pip_aarch64(target: Path, python_version: str, pins: dict[str, str]) -> Non
     platforms = ["--platform", "manylinux2014_aarch64"]
     for minor in range(17, 37):
         platforms += ["--platform", f"manylinux_2_{minor}_aarch64"]
-    _run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--only-binary=:all:",
+    run_step([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--only-binary=:all:",
           *platforms, "--python-version", python_version, "--implementation", "cp",
           "--abi", f"cp{python_version.replace('.', '')}", "--abi", "abi3", "--abi", "none",
           "--target", str(target), *(f"{k}=={v}" for k, v in pins.items())])
@@ -273,7 +217,7 @@ def _build_plugin(staging: Path) -> str:
     """Compiles edgeopt/estimate/plugin/a64count.c against qemu-plugin.h from the source package of the
     installed qemu-user (Debian ships neither plugins nor the header). apt runs with private lists and
     sources: the system's apt configuration is not touched."""
-    version = _run(["dpkg-query", "-W", "-f=${source:Version}", "qemu-user"]).stdout.strip()
+    version = run_step(["dpkg-query", "-W", "-f=${source:Version}", "qemu-user"]).stdout.strip()
     apt = staging / "apt"
     for folder in ("lists/partial", "cache/archives/partial", "sources", "src"):
         (apt / folder).mkdir(parents=True, exist_ok=True)
@@ -285,15 +229,15 @@ def _build_plugin(staging: Path) -> str:
     options = ["-o", "Dir::Etc::SourceList=/dev/null", "-o", f"Dir::Etc::SourceParts={apt / 'sources'}",
                "-o", f"Dir::State::Lists={apt / 'lists'}", "-o", f"Dir::Cache={apt / 'cache'}",
                "-o", "APT::Sandbox::User=root"]
-    _run(["apt-get", *options, "update", "-qq"])
-    _run(["apt-get", *options, "source", "-qq", "--download-only", f"qemu={version}"], cwd=apt / "src")
+    run_step(["apt-get", *options, "update", "-qq"])
+    run_step(["apt-get", *options, "source", "-qq", "--download-only", f"qemu={version}"], cwd=apt / "src")
     tarball = next((apt / "src").glob("qemu_*.orig.tar.xz"))
-    _run(["tar", "xJf", str(tarball), "-C", str(apt / "src"), "--wildcards", "*/include/qemu/qemu-plugin.h"])
+    run_step(["tar", "xJf", str(tarball), "-C", str(apt / "src"), "--wildcards", "*/include/qemu/qemu-plugin.h"])
     header = next((apt / "src").glob("*/include/qemu/qemu-plugin.h"))
     source = Path(__file__).resolve().parent / "estimate" / "plugin" / "a64count.c"
     (staging / "plugin").mkdir()
-    glib = _run(["pkg-config", "--cflags", "--libs", "glib-2.0"]).stdout.split()
-    _run(["gcc", "-O2", "-fPIC", "-shared", f"-I{header.parent}", "-o", str(staging / "plugin" / "liba64count.so"),
+    glib = run_step(["pkg-config", "--cflags", "--libs", "glib-2.0"]).stdout.split()
+    run_step(["gcc", "-O2", "-fPIC", "-shared", f"-I{header.parent}", "-o", str(staging / "plugin" / "liba64count.so"),
           str(source), *glib])
     shutil.copy2(source, staging / "plugin" / "a64count.c")  # the source beside the binary (GPL-2.0-or-later)
     shutil.rmtree(apt)
