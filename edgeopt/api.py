@@ -139,6 +139,7 @@ def build(manifest_path: str | Path, options: BuildOptions = BuildOptions()) -> 
     from edgeopt.builder import Builder
     from edgeopt.cache import BuildCache, cache_max_bytes, default_cache_dir
     from edgeopt.package import deployment_notes, write_package
+    from edgeopt.preprocessing import collect_preprocessing
     from edgeopt.progress import NoProgress
     from edgeopt.report import build_report, write_report
     from edgeopt.report_html import write_html_report
@@ -169,7 +170,8 @@ def build(manifest_path: str | Path, options: BuildOptions = BuildOptions()) -> 
                          emulation, _calibration(the_plan), env_keys).run()
     finally:
         runner.close()
-    report = build_report(result, context.host.cpu_model, deployment_notes(manifest))
+    report = build_report(result, context.host.cpu_model, deployment_notes(manifest),
+                          collect_preprocessing(manifest, result.out_dir))
     report_path = write_report(report, result.out_dir)
     html_path = write_html_report(report, result.out_dir)
     if result.baseline.status != "ok":

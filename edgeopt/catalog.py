@@ -78,6 +78,8 @@ class Target(_Facts):
     aliases: list[str] = []
     vendor: Vendor
     arch: Literal["x86_64", "aarch64"]
+    # the operating system apps run on: a phone's package also carries the runtime's mobile form
+    os: Literal["linux", "android", "ios", "macos", "windows"] = "linux"
     detected: bool = False  # True only for `host`: facts read from this machine, not from a datasheet
     cpu: Cpu
     peak: PeakCompute | None = None

@@ -109,14 +109,19 @@ class NpyData(_DataSource):
     _resolve = field_validator("path", "labels")(_resolve_relative)
 
 
-class ImageFolderData(_DataSource):
-    type: Literal["images"]
-    path: str = Field(description="folder of class sub-folders (labels = sorted folder names) or of images")
+class ImageSteps(_Strict):
+    """How an image becomes the model's input: what a package's preprocess.py repeats on the device."""
+
     size: tuple[int, int] = Field(description="height, width")
     channels: Literal[1, 3] = 3
     mean: list[float] = [0.0]
     std: list[float] = [1.0]
     scale: float = Field(default=1 / 255, description="applied to pixel values before mean/std")
+
+
+class ImageFolderData(_DataSource, ImageSteps):
+    type: Literal["images"]
+    path: str = Field(description="folder of class sub-folders (labels = sorted folder names) or of images")
 
     _resolve = field_validator("path")(_resolve_relative)
 
@@ -216,6 +221,17 @@ class SearchSpec(_Strict):
 
 class PackageSpec(_Strict):
     notes: list[str] = Field(default_factory=list, description="pre/post-processing notes for whoever deploys it")
+    labels: list[str] | str | None = Field(
+        default=None, description="class names, in output order: a list, or a text file with one per line "
+        "(default for an image folder with class sub-folders: their names)")
+    image: ImageSteps | None = Field(
+        default=None, description="the image preprocessing, for data a hook prepares (an image folder's own "
+        "size/channels/mean/std/scale are used otherwise)")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_file(cls, value, info):
+        return _resolve_relative(value, info) if isinstance(value, str) else value
 
 
 class LlmSpec(_Strict):

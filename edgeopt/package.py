@@ -17,11 +17,15 @@ from edgeopt import __version__
 from edgeopt.artifact import ModelArtifact
 from edgeopt.candidates import CandidateRecord
 from edgeopt.errors import PackageError, UsageError
+from edgeopt.frameworks.base import GraphRuntime
+from edgeopt.preprocessing import FOLDER as PREPROCESSING
 from edgeopt.registry import Registry
 from edgeopt.report import Report
 
 ARTIFACT_JSON = "edgeopt-artifact.json"
 EXAMPLE = "run_example.py"
+PREPROCESS = "preprocess.py"  # real inputs → model inputs, shipped when the build knows how (preprocessing/)
+MOBILE_OS = ("android", "ios")
 FORMAT_VERSION = 1
 
 
@@ -71,7 +75,18 @@ def write_package(report: Report, build_dir: Path, registry: Registry, candidate
     runtime = registry.adapter(record.framework).runtime
     artifact = artifact or artifact_of(record, registry)
     members = {f"model/{name}": path for name, path in runtime.package_files(artifact).items()}
-    example = runtime.example_script()
+    scripts = {EXAMPLE: runtime.example_script()}
+    graph = isinstance(runtime, GraphRuntime)  # language-model runtimes tokenize inside; their examples take text
+    preprocessing = report.preprocessing if graph else None
+    if graph:
+        scripts[PREPROCESS] = _bundled_script(PREPROCESS)
+    if preprocessing is not None:
+        members.update({f"{PREPROCESSING}/{name}": Path(build_dir) / PREPROCESSING / name
+                        for name in preprocessing.files()})
+    scratch = tempfile.TemporaryDirectory(prefix="edgeopt-package-")
+    mobile = runtime.mobile_files(artifact, Path(scratch.name)) if report.plan.target.os in MOBILE_OS else {}
+    mobile_names = list(mobile)
+    members.update({f"model/{name}": path for name, path in mobile.items()})
     m = record.metrics
     descriptor = {
         "format_version": FORMAT_VERSION,
@@ -86,6 +101,10 @@ def write_package(report: Report, build_dir: Path, registry: Registry, candidate
         "runtime_config": record.runtime_config,
         "io": runtime.io_spec(artifact),
         "processing_notes": report.deployment_notes,
+        "preprocessing": preprocessing.model_dump(mode="json") if preprocessing else None,
+        "mobile": {"model": f"model/{mobile_names[0]}", "operators": f"model/{mobile_names[1]}",
+                   "why": f"{report.plan.target.name} runs apps on {report.plan.target.os}: the runtime's mobile "
+                          "form and the operators a reduced runtime build needs"} if mobile else None,
         "metrics": {"provenance": record.provenance, "provenance_statement": report.provenance.statement,
                     "latency_ms": m.latency_ms.model_dump() if m.latency_ms else None, "peak_rss_mb": m.peak_rss_mb,
                     "size_mb": m.size_mb, "accuracy": m.accuracy,
@@ -95,18 +114,25 @@ def write_package(report: Report, build_dir: Path, registry: Registry, candidate
         "example": EXAMPLE,
         "files": {name: _sha256(path) for name, path in members.items()},
     }
-    descriptor["files"][EXAMPLE] = hashlib.sha256(example.encode()).hexdigest()
+    descriptor["files"].update({name: hashlib.sha256(text.encode()).hexdigest() for name, text in scripts.items()})
     out = Path(out) if out else Path(build_dir) / "package"
     out.mkdir(parents=True, exist_ok=True)
     archive = out / f"{report.manifest}-{report.target.id}-{chosen}.tar.gz"
     partial = archive.with_name(archive.name + ".partial")
-    with tarfile.open(partial, "w:gz") as tar:
+    with scratch, tarfile.open(partial, "w:gz") as tar:
         _add_bytes(tar, ARTIFACT_JSON, json.dumps(descriptor, indent=2).encode())
-        _add_bytes(tar, EXAMPLE, example.encode(), mode=0o755)
+        for name, text in scripts.items():
+            _add_bytes(tar, name, text.encode(), mode=0o755 if name == EXAMPLE else 0o644)
         for name, path in members.items():
             tar.add(path, arcname=name, recursive=False)
     partial.replace(archive)
     return archive
+
+
+def _bundled_script(name: str) -> str:
+    from importlib.resources import files
+
+    return (files("edgeopt.frameworks") / "examples" / name).read_text()
 
 
 def emulated_python(archive: Path, environ) -> str:

@@ -17,6 +17,7 @@ from edgeopt.errors import UsageError
 from edgeopt.gates import GatePolicy
 from edgeopt.measure.metrics import metric as metric_named
 from edgeopt.planner import Plan
+from edgeopt.preprocessing import Preprocessing
 
 SCHEMA_VERSION = 2  # 2: gate verdicts with intervals, timing rounds, duplicate candidates, per-figure detail
 
@@ -55,6 +56,7 @@ class Report(BaseModel):
     diagnosis: dict | None = None
     notes: list[str] = Field(default_factory=list)
     deployment_notes: list[str] = Field(default_factory=list)
+    preprocessing: Preprocessing | None = None  # what a device does to real inputs; files under preprocessing/
     build_seconds: float
 
     def record(self, record_id: str) -> CandidateRecord | None:
@@ -69,7 +71,8 @@ class Report(BaseModel):
         return self.plan.metric
 
 
-def build_report(result: BuildResult, cpu_model: str, deployment_notes: list[str] = ()) -> Report:
+def build_report(result: BuildResult, cpu_model: str, deployment_notes: list[str] = (),
+                 preprocessing: Preprocessing | None = None) -> Report:
     plan = result.plan
     versions = {}
     for record in (result.baseline, *result.candidates):
@@ -87,7 +90,7 @@ def build_report(result: BuildResult, cpu_model: str, deployment_notes: list[str
         selected_dir=str(result.out_dir / "selected") if result.selected else None,
         verdict=_verdict(result), pareto_frontier=list(result.frontier), search=result.search, cache=result.cache,
         diagnosis=result.diagnosis, notes=[*plan.notes, *result.notes], deployment_notes=list(deployment_notes),
-        build_seconds=round(result.seconds, 1),
+        preprocessing=preprocessing, build_seconds=round(result.seconds, 1),
     )
 
 

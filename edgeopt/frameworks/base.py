@@ -169,6 +169,10 @@ class Runtime(ABC):
 
         return (files("edgeopt.frameworks") / "examples" / f"{self.framework}_example.py").read_text()
 
+    def mobile_files(self, artifact: ModelArtifact, scratch: Path) -> dict[str, Path]:
+        """For phone targets: the model in the runtime's mobile form, by name beside the model (none by default)."""
+        return {}
+
 
 class GraphRuntime(Runtime):
     supports_layer_outputs: ClassVar[bool] = False

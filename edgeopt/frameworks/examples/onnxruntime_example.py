@@ -3,7 +3,9 @@
     pip install onnxruntime numpy        # the version range is in edgeopt-artifact.json
     python run_example.py                # one run on placeholder inputs, then a short timing
     python run_example.py --input x.npz  # your own inputs: one array per model input name
-    python run_example.py --check        # one run only; exit status 0 when the model runs
+    python run_example.py --text "..."   # text models: tokenized with the packaged tokenizer (pip install tokenizers)
+    python run_example.py --image a.jpg  # image models: preprocessed as edgeopt measured it (pip install pillow)
+    python run_example.py --check        # one run only (the packaged sample when there is one); exit 0 when it runs
 """
 
 import argparse
@@ -15,6 +17,8 @@ import time
 import numpy as np
 import onnxruntime as ort
 
+import preprocess  # beside this file: real inputs (text, images, the packaged sample) → model inputs
+
 HERE = pathlib.Path(__file__).resolve().parent
 SPEC = json.loads((HERE / "edgeopt-artifact.json").read_text())
 DTYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64, "int64": np.int64,
@@ -23,7 +27,7 @@ LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended":
           "all": "ORT_ENABLE_ALL"}
 
 
-def session() -> ort.InferenceSession:
+def session(model: str = SPEC["model"]["path"]) -> ort.InferenceSession:
     config = SPEC.get("runtime_config", {})
     options = ort.SessionOptions()
     options.graph_optimization_level = getattr(ort.GraphOptimizationLevel,
@@ -34,7 +38,7 @@ def session() -> ort.InferenceSession:
         options.inter_op_num_threads = int(config["inter_op_threads"])
     options.enable_cpu_mem_arena = bool(config.get("enable_mem_arena", True))
     options.enable_mem_pattern = bool(config.get("enable_mem_pattern", True))
-    return ort.InferenceSession(str(HERE / SPEC["model"]["path"]), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(HERE / model), options, providers=["CPUExecutionProvider"])
 
 
 def placeholder(spec: dict) -> np.ndarray:
@@ -49,17 +53,23 @@ def placeholder(spec: dict) -> np.ndarray:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", type=pathlib.Path, help=".npz with one array per model input")
+    parser.add_argument("--text", help="a text, tokenized with the packaged tokenizer")
+    parser.add_argument("--image", type=pathlib.Path, help="an image file, preprocessed as packaged")
     parser.add_argument("--check", action="store_true", help="run once and exit")
     args = parser.parse_args()
     sess = session()
-    if args.input:
-        with np.load(args.input) as data:
-            feeds = {i["name"]: data[i["name"]].astype(DTYPES.get(i["dtype"], np.float32)) for i in SPEC["io"]["inputs"]}
-    else:
-        feeds = {i["name"]: placeholder(i) for i in SPEC["io"]["inputs"]}
+    placeholders = {i["name"]: placeholder(i) for i in SPEC["io"]["inputs"]}
+    feeds, what = preprocess.model_inputs(placeholders, args.input, args.text, args.image)
+    print(f"input: {what}")
     outputs = sess.run(None, feeds)
     for meta, value in zip(sess.get_outputs(), outputs):
-        print(f"{meta.name}: shape {list(value.shape)}, dtype {value.dtype}")
+        top = preprocess.describe_output(value)
+        print(f"{meta.name}: shape {list(value.shape)}, dtype {value.dtype}" + (f"; top: {top}" if top else ""))
+    mobile = SPEC.get("mobile")
+    if mobile:  # the .ort form a phone app loads: same inputs, same answers
+        again = session(mobile["model"]).run(None, feeds)
+        drift = max(float(np.max(np.abs(a.astype(np.float64) - b))) if a.size else 0.0 for a, b in zip(again, outputs))
+        print(f"mobile form {mobile['model']}: runs; max |difference| from {SPEC['model']['path']}: {drift:.3g}")
     if args.check:
         return 0
     times = []

@@ -3,7 +3,9 @@
     pip install openvino numpy           # the version range is in edgeopt-artifact.json
     python run_example.py                # one run on placeholder inputs, then a short timing
     python run_example.py --input x.npz  # your own inputs: one array per model input name
-    python run_example.py --check        # one run only; exit status 0 when the model runs
+    python run_example.py --text "..."   # text models: tokenized with the packaged tokenizer (pip install tokenizers)
+    python run_example.py --image a.jpg  # image models: preprocessed as edgeopt measured it (pip install pillow)
+    python run_example.py --check        # one run only (the packaged sample when there is one); exit 0 when it runs
 """
 
 import argparse
@@ -14,6 +16,8 @@ import time
 
 import numpy as np
 import openvino as ov
+
+import preprocess  # beside this file: real inputs (text, images, the packaged sample) → model inputs
 
 HERE = pathlib.Path(__file__).resolve().parent
 SPEC = json.loads((HERE / "edgeopt-artifact.json").read_text())
@@ -42,19 +46,20 @@ def placeholder(spec: dict) -> np.ndarray:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", type=pathlib.Path, help=".npz with one array per model input")
+    parser.add_argument("--text", help="a text, tokenized with the packaged tokenizer")
+    parser.add_argument("--image", type=pathlib.Path, help="an image file, preprocessed as packaged")
     parser.add_argument("--check", action="store_true", help="run once and exit")
     args = parser.parse_args()
     compiled = compiled_model()
     request = compiled.create_infer_request()
-    if args.input:
-        with np.load(args.input) as data:
-            feeds = {i["name"]: data[i["name"]].astype(i["dtype"]) for i in SPEC["io"]["inputs"]}
-    else:
-        feeds = {i["name"]: placeholder(i) for i in SPEC["io"]["inputs"]}
+    placeholders = {i["name"]: placeholder(i) for i in SPEC["io"]["inputs"]}
+    feeds, what = preprocess.model_inputs(placeholders, args.input, args.text, args.image)
+    print(f"input: {what}")
     results = request.infer(feeds)
     for port in compiled.outputs:
         value = results[port]
-        print(f"{port.get_any_name()}: shape {list(value.shape)}, dtype {value.dtype}")
+        top = preprocess.describe_output(value)
+        print(f"{port.get_any_name()}: shape {list(value.shape)}, dtype {value.dtype}" + (f"; top: {top}" if top else ""))
     if args.check:
         return 0
     times = []

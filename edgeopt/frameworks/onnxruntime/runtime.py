@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,6 +15,7 @@ from edgeopt.datafiles import Samples
 from edgeopt.frameworks.base import GraphRuntime, GraphSession, InputInfo, by_layer, require
 
 INSTALL = "pip install 'edgeopt[onnx]'"
+ORT_MODEL, ORT_OPERATORS = "model.ort", "required_operators.config"  # the mobile form's names in a package
 LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
           "all": "ORT_ENABLE_ALL"}
 ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64,
@@ -114,6 +117,28 @@ class OnnxRuntime(GraphRuntime):
         major, minor = (int(x) for x in version.split(".")[:2])
         return {"package": "onnxruntime", "version_range": f">={major}.{minor},<{major + 1}",
                 "measured_with": version, "install": f"pip install 'onnxruntime>={major}.{minor},<{major + 1}' numpy"}
+
+    def mobile_files(self, artifact: ModelArtifact, scratch: Path) -> dict[str, Path]:
+        """ONNX Runtime's mobile form, by its own tool: the .ort flatbuffer (optimizations applied now, "Fixed"
+        style, for the CPU provider) and the operator list a reduced runtime build for the app is made from."""
+        import subprocess
+        import sys
+
+        source = scratch / "source"
+        source.mkdir(parents=True, exist_ok=True)
+        for path in artifact.all_paths():
+            shutil.copy2(path, source / path.name)
+        completed = subprocess.run(
+            [sys.executable, "-m", "onnxruntime.tools.convert_onnx_models_to_ort", str(source / Path(artifact.path).name),
+             "--output_dir", str(scratch / "ort"), "--optimization_style", "Fixed"],
+            capture_output=True, text=True, env={**os.environ, "ORT_DISABLE_TELEMETRY": "1"})
+        stem = Path(artifact.path).stem
+        made = {ORT_MODEL: scratch / "ort" / f"{stem}.ort",
+                ORT_OPERATORS: scratch / "ort" / f"{stem}.required_operators.config"}
+        if completed.returncode != 0 or not all(p.is_file() for p in made.values()):
+            tail = (completed.stderr.strip() or completed.stdout.strip() or "no output").splitlines()[-1]
+            raise RuntimeError(f"onnxruntime's convert_onnx_models_to_ort failed: {tail}")
+        return made
 
     def io_spec(self, artifact: ModelArtifact) -> dict:
         import onnx

@@ -17,17 +17,18 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 @pytest.fixture(scope="module")
 def runtime_only_python(tmp_path_factory) -> str:
-    """A virtual environment with only onnxruntime and numpy: what a device that never saw edgeopt has."""
+    """A virtual environment with only onnxruntime and numpy, and the libraries a package's preprocess.py uses
+    for real inputs (tokenizers, pillow): what a device that never saw edgeopt has."""
     venv = tmp_path_factory.mktemp("runtime-only") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = str(venv / "bin" / "python")
-    subprocess.run([python, "-m", "pip", "install", "-q", "onnxruntime", "numpy"], check=True, capture_output=True)
+    subprocess.run([python, "-m", "pip", "install", "-q", "onnxruntime", "numpy", "tokenizers", "pillow"], check=True, capture_output=True)
     probe = subprocess.run([python, "-c", "import edgeopt"], capture_output=True, cwd=venv)
     assert probe.returncode != 0  # edgeopt is really absent there
     return python
 
 
-def rebuild_and_ship(cli, name: str, out: Path, first: dict, python: str) -> None:
+def rebuild_and_ship(cli, name: str, out: Path, first: dict, python: str, real_input: tuple = ()) -> str:
     """A second build reuses everything; the HTML report and a package of the best candidate are sound."""
     again = build(cli, name, out.parent / f"{out.name}-again")
     assert again["cache"]["misses"] == {"pass": 0, "measure": 0}
@@ -49,7 +50,13 @@ def rebuild_and_ship(cli, name: str, out: Path, first: dict, python: str) -> Non
         tar.extractall(unpacked, filter="data")
     run = subprocess.run([python, "run_example.py"], cwd=unpacked, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    assert "median latency over 20 runs" in run.stdout
+    assert "median latency over 20 runs" in run.stdout and "input: the packaged sample" in run.stdout
+    if not real_input:
+        return run.stdout
+    real = subprocess.run([python, "run_example.py", *real_input, "--check"], cwd=unpacked, capture_output=True,
+                          text=True, timeout=300)
+    assert real.returncode == 0, real.stderr
+    return real.stdout
 
 
 def build(cli, name: str, out: Path, *extra: str) -> dict:
@@ -100,7 +107,10 @@ def test_minilm_exports_checks_and_quantizes(cli, tmp_path, runtime_only_python)
         # accuracy control either reverted layers (a model of its own) or nothing: then it is ov-int8 itself
         acc = by_id["ov-int8-acc"]
         assert acc["status"] == "ok" or (acc["status"] == "duplicate" and acc["same_as"] == "ov-int8"), acc
-    rebuild_and_ship(cli, "minilm", tmp_path / "out", report, runtime_only_python)
+    # the package tokenizes real text on a device with only onnxruntime, numpy and tokenizers
+    shipped = rebuild_and_ship(cli, "minilm", tmp_path / "out", report, runtime_only_python,
+                               ("--text", "Edge devices run small models."))
+    assert "input: text 'Edge devices run small models.'" in shipped and "sentence_embedding: shape [1, 384]" in shipped
 
 
 def test_fashion_mnist_trains_exports_and_builds(cli, tmp_path, runtime_only_python):
@@ -110,7 +120,10 @@ def test_fashion_mnist_trains_exports_and_builds(cli, tmp_path, runtime_only_pyt
         subprocess.run([sys.executable, "train.py", "--epochs", "1"], cwd=EXAMPLES / "fashion-mnist", check=True)
     report = build(cli, "fashion-mnist", tmp_path / "out")
     assert report["baseline"]["metrics"]["accuracy"]["top1"] > 0.8
-    rebuild_and_ship(cli, "fashion-mnist", tmp_path / "out", report, runtime_only_python)
+    # the package names its classes; a real test image (the packaged sample) goes in as an image file
+    shipped = rebuild_and_ship(cli, "fashion-mnist", tmp_path / "out", report, runtime_only_python,
+                               ("--image", "preprocessing/sample.png"))
+    assert "input: image preprocessing/sample.png" in shipped and "; top: " in shipped
 
 
 def assert_decided_on_the_board(report: dict, core: str) -> None:
