@@ -16,7 +16,6 @@ import time
 
 import numpy as np
 import onnxruntime as ort
-
 import preprocess  # beside this file: real inputs (text, images, the packaged sample) → model inputs
 
 HERE = pathlib.Path(__file__).resolve().parent
