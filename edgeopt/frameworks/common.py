@@ -31,3 +31,22 @@ def fresh_dir(path: Path) -> Path:
         shutil.rmtree(path)
     path.mkdir(parents=True)
     return path
+
+
+def timed_shapes(timing_data: Path | None, dynamic: list[str], pass_name: str) -> dict[str, list[int]]:
+    """The shape each named input has in the batch the build times: what a fix-shapes pass fixes a dynamic input
+    to. A padded token input takes the longest sequence the data holds (the model then serves every sample,
+    padded to it) instead of the timed sample's own length."""
+    import numpy as np
+
+    from edgeopt.datafiles import load_samples
+
+    if timing_data is None:
+        raise ValueError(f"{pass_name} needs the timed batch")
+    timed = load_samples(timing_data)
+    feeds = timed.feed(0, timed.count)
+    fixed = {name: [int(n) for n in np.shape(feeds[name])] for name in dynamic}
+    for name in fixed:
+        if timed.padded(name):
+            fixed[name][1] = int(timed.arrays[name].shape[1])
+    return fixed

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from edgeopt.artifact import ModelArtifact
 from edgeopt.frameworks.base import runtime_settings_pass
-from edgeopt.frameworks.common import fresh_dir
+from edgeopt.frameworks.common import fresh_dir, timed_shapes
 from edgeopt.frameworks.onnxruntime.runtime import LEVELS, cast, ort
 from edgeopt.passes import NothingToDo, Pass, PassConfig, PassContext
 
@@ -135,21 +135,13 @@ class FixShapes(Pass):
         import onnx
         from onnxruntime.tools.onnx_model_utils import fix_output_shapes, make_input_shape_fixed
 
-        from edgeopt.datafiles import load_samples
         from edgeopt.inputs import declared_io
 
-        if context.timing_data is None:
-            raise ValueError("fix_shapes needs the timed batch")
-        timed = load_samples(context.timing_data)
-        feeds = timed.feed(0, timed.count)
         model = onnx.load(artifact.path)
         dynamic = [i.name for i in declared_io(model)[0] if not all(isinstance(d, int) for d in i.dims)]
         if not dynamic:
             raise NothingToDo("every input's shape is already fixed")
-        fixed = {name: [int(n) for n in np.shape(feeds[name])] for name in dynamic}
-        for name in fixed:
-            if timed.padded(name):  # a fixed-length model takes every sequence padded to the longest the data holds
-                fixed[name][1] = int(timed.arrays[name].shape[1])
+        fixed = timed_shapes(context.timing_data, dynamic, self.name)
         for name, shape in fixed.items():
             make_input_shape_fixed(model.graph, name, shape)
         fix_output_shapes(model)

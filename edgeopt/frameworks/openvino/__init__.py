@@ -1,5 +1,5 @@
 """OpenVINO + NNCF: ONNX → IR, NNCF post-training quantization (plain and accuracy-controlled), weight
-compression, runtime hints and execution precision; the OpenVINO runtime; IR packaging."""
+compression, static shapes, runtime hints and execution precision; the OpenVINO runtime; IR packaging."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""OpenVINO's passes: ONNX → IR, NNCF int8 (plain and accuracy-controlled), weight compression, and the
-runtime settings (hint, threads, streams, inference precision)."""
+"""OpenVINO's passes: ONNX → IR, NNCF int8 (plain and accuracy-controlled), weight compression, static
+shapes, and the runtime settings (hint, threads, streams, inference precision)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pydantic import Field
 
 from edgeopt.artifact import ModelArtifact
 from edgeopt.frameworks.base import runtime_settings_pass
-from edgeopt.frameworks.common import fresh_dir
+from edgeopt.frameworks.common import fresh_dir, timed_shapes
 from edgeopt.frameworks.openvino.runtime import (
     MODEL_BIN,
     MODEL_XML,
@@ -21,7 +21,7 @@ from edgeopt.frameworks.openvino.runtime import (
     ov,
     read_ir,
 )
-from edgeopt.passes import Pass, PassConfig, PassContext
+from edgeopt.passes import NothingToDo, Pass, PassConfig, PassContext
 
 Execution = Literal["f32", "bf16", "f16"]
 
@@ -85,6 +85,28 @@ class Convert(Pass):
         converted = _ir_artifact(artifact.model_copy(update={"runtime_config": {}}), xml, context,
                                  f"openvino.{self.name}", config, precision)
         return converted.model_copy(update={"runtime_config": {"inference_precision": config.execution}})
+
+
+class ReshapeConfig(PassConfig):
+    """No settings: every dynamic input dimension takes its size in the batch the build times."""
+
+
+class Reshape(Pass):
+    name = "reshape"
+    Config = ReshapeConfig
+    needs_timing_data = True
+    summary = "every dynamic input dimension fixed to the timed batch's (OpenVINO's Model.reshape): a static model"
+
+    def apply(self, config: ReshapeConfig, artifact: ModelArtifact, context: PassContext) -> ModelArtifact:
+        model = read_ir(artifact)
+        dynamic = [port.get_any_name() for port in model.inputs if port.get_partial_shape().is_dynamic]
+        if not dynamic:
+            raise NothingToDo("every input's shape is already fixed")
+        fixed = timed_shapes(context.timing_data, dynamic, f"openvino.{self.name}")
+        model.reshape({name: ov().PartialShape(shape) for name, shape in fixed.items()})
+        xml = _save(model, context.output_dir)
+        return _ir_artifact(artifact, xml, context, f"openvino.{self.name}", config, artifact.precision,
+                            {"fixed_shapes": fixed})
 
 
 class IgnoredScope(PassConfig):
@@ -323,4 +345,4 @@ def reverted_operations(messages: list[str]) -> tuple[list[str], str]:
 
 
 
-PASSES = {p.name: p for p in (Convert, Quantize, QuantizeWithAccuracyControl, CompressWeights, Runtime)}
+PASSES = {p.name: p for p in (Convert, Quantize, QuantizeWithAccuracyControl, CompressWeights, Reshape, Runtime)}

@@ -50,6 +50,13 @@ def test_openvino_candidates_are_converted_quantized_tuned_and_measured(ov_build
     notes = json.loads((out / "steps" / "ov-int8-acc" / "pass" / "response.json").read_text())
     notes = notes["result"]["artifact"]["lineage"][-1]["notes"]
     assert notes["drop_type"] == "relative" and notes["max_drop"] == 0.5 and notes["reverted_to_float"] == []
+    # the leader made static: its batch axis fixed to the timed batch's, in the IR itself
+    fixed = by_id["ov-fixed"]
+    assert fixed["status"] in ("ok", "duplicate") and fixed["lineage"][-1]["notes"]["fixed_shapes"] == {"x": [1, 64]}
+    import openvino as ov
+
+    static = ov.Core().read_model(str(out / "steps" / "ov-fixed" / "model" / "model.xml"))
+    assert [list(port.get_shape()) for port in static.inputs] == [[1, 64]]
 
 
 def test_openvino_candidates_say_the_precision_they_ran_in(ov_build):
