@@ -50,7 +50,9 @@ def declared_io(model) -> tuple[list[DeclaredInput], list[DeclaredOutput]]:
 
     def describe(value):
         tensor = value.type.tensor_type
-        dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim)
+        # a dim_value of -1 (paddle2onnx's way of writing "dynamic") is read as an unnamed dynamic dimension
+        dims = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else (d.dim_param or None)
+                     for d in tensor.shape.dim)
         return value.name, dims, _ONNX_DTYPES.get(tensor.elem_type)
 
     inputs = [DeclaredInput(*describe(v)) for v in model.graph.input if v.name not in weights]

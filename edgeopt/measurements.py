@@ -17,6 +17,7 @@ class Latency(_Value):
 
     p50: float
     p90: float
+    p95: float | None = None  # None only in measurements cached before it was recorded
     p99: float
     mean: float
     min: float

@@ -119,11 +119,15 @@ def _check_tensor(path: Path, folder: Path, where: str, tensor) -> None:
                                     f"{len(tensor.raw_data):,} bytes: corrupt")
 
 
+UNKNOWN_DIM = -1
+
+
 def _check_value_info(path: Path, where: str, value_info) -> None:
     tensor_type = value_info.type.tensor_type if value_info.type.HasField("tensor_type") else None
     if tensor_type is None or not tensor_type.HasField("shape"):
         return
-    dims = [d.dim_value for d in tensor_type.shape.dim if d.HasField("dim_value")]
+    # -1 is how some exporters (paddle2onnx, e.g. PaddleOCR's models in rapidocr) write a dynamic dimension
+    dims = [d.dim_value for d in tensor_type.shape.dim if d.HasField("dim_value") and d.dim_value != UNKNOWN_DIM]
     fixed = len(dims) == len(tensor_type.shape.dim)
     _check_dims(path, where, dims, tensor_type.elem_type, whole=fixed)
 

@@ -205,7 +205,7 @@ def render_summary(report: Report) -> str:
     head = ("candidate", "framework", "precision")
     if on_target:
         head += ("target ms", "target ×", f"target {metric}")
-    rows = [(*head, "host p50 ms" if on_target else "p50 ms", "p90 ms", "p99 ms",
+    rows = [(*head, "host p50 ms" if on_target else "p50 ms", "p95 ms", "p99 ms",
              "host speedup [95% CI]" if on_target else "speedup [95% CI]", "RSS MB", "size MB",
              f"host {metric}" if on_target else metric, "gates")]
     for record in (report.baseline, *report.candidates):
@@ -225,7 +225,7 @@ def render_summary(report: Report) -> str:
         front = (marker + record.id, record.framework, precision)
         if on_target:
             front += _target_cells(record)
-        rows.append((*front, _num(lat and lat.p50, 3), _num(lat and lat.p90, 3),
+        rows.append((*front, _num(lat and lat.p50, 3), _num(lat and lat.p95, 3),
                      _num(lat and lat.p99, 3), _speedup(record), _num(m and m.peak_rss_mb, 0), _num(m and m.size_mb, 1),
                      _num(m and m.score, 4), gates))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]) - 1)]

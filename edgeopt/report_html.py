@@ -164,7 +164,7 @@ def _candidates_table(report: Report, rows: list[CandidateRecord]) -> str:
     on_target = report.plan.target_evaluation is not None
     target_head = ("<th>target ms</th><th>target speedup</th><th>target accuracy</th>" if on_target else "")
     head = ("<tr><th>candidate</th><th>framework</th><th>precision</th><th>stage</th>" + target_head +
-            "<th>host p50 ms</th><th>p90 ms</th>"
+            "<th>host p50 ms</th><th>p95 ms</th>"
             "<th>p99 ms</th><th>peak RSS MB</th><th>size MB</th><th>accuracy</th><th>speedup [95% CI]</th>"
             "<th>rounds</th><th>gates</th><th>figures</th><th>what the pass reported</th></tr>")
     body = []
@@ -191,7 +191,7 @@ def _candidates_table(report: Report, rows: list[CandidateRecord]) -> str:
             f'<tr id="row-{escape(r.id)}" class="{r.status}"><td>{marks}{escape(r.id)}</td><td>{escape(r.framework)}</td>'
             f'<td>{escape(precision)}</td><td>{escape(r.stage)}</td>' + (_target_cells(r) if on_target else "") +
             f'<td>{_num(lat and lat.p50)}</td>'
-            f'<td>{_num(lat and lat.p90)}</td><td>{_num(lat and lat.p99)}</td><td>{_num(m and m.peak_rss_mb, 0)}</td>'
+            f'<td>{_num(lat and lat.p95)}</td><td>{_num(lat and lat.p99)}</td><td>{_num(m and m.peak_rss_mb, 0)}</td>'
             f'<td>{_num(m and m.size_mb, 1)}</td><td>{_num(m and m.score, 4)}</td>'
             f'<td>{_speedup_cell(r)}</td><td>{rounds}</td><td>{gates}</td><td>{figures}</td>'
             f'<td>{_pass_notes(r)}</td></tr>')

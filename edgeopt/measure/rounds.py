@@ -60,8 +60,8 @@ def latency(windows: Sequence[WindowResult]) -> Latency | None:
     samples = np.asarray([s for w in windows for s in w.samples_ms], dtype=np.float64)
     if samples.size == 0:
         return None
-    p50, p90, p99 = (float(np.percentile(samples, q)) for q in (50, 90, 99))
-    return Latency(p50=p50, p90=p90, p99=p99, mean=float(samples.mean()), min=float(samples.min()),
+    p50, p90, p95, p99 = (float(np.percentile(samples, q)) for q in (50, 90, 95, 99))
+    return Latency(p50=p50, p90=p90, p95=p95, p99=p99, mean=float(samples.mean()), min=float(samples.min()),
                    max=float(samples.max()), runs=int(samples.size))
 
 

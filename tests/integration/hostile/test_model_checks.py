@@ -131,6 +131,17 @@ def test_a_dimension_of_2_to_the_40_is_refused(tmp_path):
         check_onnx(path)
 
 
+def test_minus_one_is_read_as_a_dynamic_dimension_and_other_negatives_are_refused(tmp_path):
+    # paddle2onnx writes a dynamic batch as dim_value -1 (PaddleOCR's models in rapidocr-onnxruntime do)
+    from edgeopt.inputs import declared_io
+
+    path = save(mlp(input_dims=[-1, 64]), tmp_path / "paddle" / "model.onnx")
+    check_onnx(path)
+    assert declared_io(onnx.load(str(path)))[0][0].dims == (None, 64)
+    with pytest.raises(ModelRejected, match="dimension of -2"):
+        check_onnx(save(mlp(input_dims=[-2, 64]), tmp_path / "bad" / "model.onnx"))
+
+
 def test_a_tensor_declaring_more_than_64_gib_is_refused(tmp_path):
     path = save(mlp(input_dims=[2**20, 2**20, 64]), tmp_path / "model.onnx")  # 2**46 floats: 256 TiB
     with pytest.raises(ModelRejected, match="GiB"):
