@@ -50,6 +50,8 @@ class Pass:
     cost: ClassVar[int] = 1  # 0: configuration only, 1: a quick rewrite, 3: calibration or export
     # quantizes or casts weights: it needs a float graph (a graph that arrives quantized is not planned for it)
     lowers_precision: ClassVar[bool] = False
+    # reads a graph that arrives quantized (QDQ) back as float: the passes that need a float graph may follow it
+    restores_float: ClassVar[bool] = False
     summary: ClassVar[str] = ""
 
     @classmethod

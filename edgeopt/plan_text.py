@@ -55,8 +55,9 @@ def render_plan(plan: Plan, registry: Registry, environments: Mapping | None = N
         if step.why:
             lines.append(f"      why: {step.why}")
     if plan.source_quantized:
+        restored = [s.id for s in plan.steps if registry.pass_class(s.pass_name).restores_float]
         lines.append(f"   source arrives quantized ({plan.source_quantized}): passes that need a float graph "
-                     "are skipped")
+                     + (f"take {', '.join(restored)} (the source read back as float)" if restored else "are skipped"))
     for skipped in plan.skipped:
         lines.append(f"   -  skipped {skipped.id} ({skipped.pass_name}): {skipped.reason}")
     g = plan.gates

@@ -278,10 +278,27 @@ def _baseline_framework(searched: list[str], recipes: dict[str, Recipe], registr
     return searched[0]
 
 
+def _float_graph_conflict(pass_class, source_quantized: str | None, input_is_float: bool) -> str | None:
+    """Why a pass cannot run here because of the source's quantized form (None when it can)."""
+    if pass_class.restores_float:
+        if source_quantized is None:
+            return "the source is a float graph: nothing to dequantize"
+        if not source_quantized.startswith("QDQ"):
+            return (f"only a QDQ graph can be read back as float (its DequantizeLinear nodes say how); the source "
+                    f"is {source_quantized}")
+        return None
+    if source_quantized and pass_class.lowers_precision and not input_is_float:
+        return (f"the source is already quantized ({source_quantized}): this pass takes a float graph, and on a "
+                "quantized one writes a model ONNX Runtime refuses at load; its input is not a float graph "
+                "(only a QDQ source is read back as float, by the dequantize step)")
+    return None
+
+
 def _expand_steps(recipes: dict[str, Recipe], searched: list[str], baseline_framework: str, manifest: Manifest,
                   symbols: dict, registry: Registry, target: Target, source_quantized: str | None = None):
     steps: list[Step] = []
     skipped: list[SkippedStep] = []
+    float_ids: set[str] = set()  # for a quantized source: the steps whose output is a float graph again
     baseline_id = "source"
     # the baseline first, whichever framework's recipe makes it; then each framework's candidates
     order = [(baseline_framework, "baseline"), *((name, "candidate") for name in searched)]
@@ -301,15 +318,6 @@ def _expand_steps(recipes: dict[str, Recipe], searched: list[str], baseline_fram
                     skipped.append(SkippedStep(id=entry.id, pass_name=entry.pass_name, reason=why_not))
                     continue
                 pass_class = registry.pass_class(entry.pass_name)
-                if source_quantized and pass_class.lowers_precision:
-                    skipped.append(SkippedStep(id=entry.id, pass_name=entry.pass_name, reason=(
-                        f"the source is already quantized ({source_quantized}): this pass takes a float graph, and "
-                        "on a quantized one writes a model ONNX Runtime refuses at load; with no float model to "
-                        "start from, only runtime settings and conversion are planned")))
-                    continue
-                entry = entry.model_copy(update={
-                    "space": {k: list(dict.fromkeys(_resolve_symbol(v, symbols))) for k, v in entry.space.items()},
-                })
                 named = {"source": "source", "previous": previous, "convert": last_convert,
                          "baseline": baseline_id, "leader": "@leader", "leader-memory": "@leader-memory"}
                 input_id = named.get(entry.input, entry.input)
@@ -317,6 +325,13 @@ def _expand_steps(recipes: dict[str, Recipe], searched: list[str], baseline_fram
                     skipped.append(SkippedStep(id=entry.id, pass_name=entry.pass_name,
                                                reason=f"its input, {entry.input}, is not planned"))
                     continue
+                why_not = _float_graph_conflict(pass_class, source_quantized, input_id in float_ids)
+                if why_not:
+                    skipped.append(SkippedStep(id=entry.id, pass_name=entry.pass_name, reason=why_not))
+                    continue
+                entry = entry.model_copy(update={
+                    "space": {k: list(dict.fromkeys(_resolve_symbol(v, symbols))) for k, v in entry.space.items()},
+                })
                 for step_id, raw_config in entry.expand():
                     config = {k: _resolve_symbol(v, symbols) for k, v in raw_config.items()}
                     try:
@@ -334,6 +349,8 @@ def _expand_steps(recipes: dict[str, Recipe], searched: list[str], baseline_fram
                         environments=pass_class.environments(validated), cost=pass_class.cost, why=entry.why,
                     ))
                     previous = step_id
+                    if source_quantized and (pass_class.restores_float or input_id in float_ids):
+                        float_ids.add(step_id)
                 if role == "baseline":
                     baseline_id = previous
                 if stage.name == "convert":

@@ -121,6 +121,33 @@ def _fusion_shape(config: TransformerOptimizeConfig, source: Path | None) -> tup
     return model_type, heads, hidden
 
 
+class DequantizeConfig(PassConfig):
+    """No settings: a QDQ graph is read back as the float graph its DequantizeLinear nodes compute."""
+
+
+class Dequantize(Pass):
+    name = "dequantize"
+    Config = DequantizeConfig
+    restores_float = True
+    summary = ("a QDQ int8 source read back as float: weights dequantized exactly, each Q/DQ pair on an activation "
+               "the Clip to the range it lets through; edgeopt's own quantizers then requantize it")
+
+    def apply(self, config: DequantizeConfig, artifact: ModelArtifact, context: PassContext) -> ModelArtifact:
+        import onnx
+
+        from edgeopt.quantized import dequantize_qdq, quantized_form
+
+        model = onnx.load(artifact.path)
+        form = quantized_form(model)
+        if form is None or not form.startswith("QDQ"):
+            raise NothingToDo(f"the model is not a QDQ graph ({form or 'a float graph'}): nothing to dequantize")
+        notes = dequantize_qdq(model)
+        out = fresh_dir(context.output_dir) / MODEL_FILE
+        onnx.save(model, str(out))
+        return derive(artifact, out, context, f"onnxruntime.{self.name}", config, precision="fp32-dequantized",
+                      notes={"source_form": form, **notes})
+
+
 class FixShapesConfig(PassConfig):
     """No settings: every dynamic dimension takes its size in the batch the build times."""
 
@@ -408,4 +435,5 @@ def require_quantized(out: Path, source: str, op_types) -> dict:
     return {"quantized_nodes": quantized, "nodes": sum(counts.values())}
 
 
-PASSES = {p.name: p for p in (Optimize, TransformerOptimize, FixShapes, QuantizeDynamic, QuantizeStatic, Fp16, Session)}
+PASSES = {p.name: p for p in (Optimize, TransformerOptimize, FixShapes, Dequantize, QuantizeDynamic, QuantizeStatic,
+                                   Fp16, Session)}
