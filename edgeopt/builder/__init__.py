@@ -174,9 +174,18 @@ class Builder:
         if self.emulator is not None:
             emulated = self.emulator.run([i for i in timeable if timed[i.id].error is None])
         for item in fresh:
-            record = self.ledger.measured(item.id, item.artifact, item.step, self._common(item, accuracy, timed),
-                                          accuracy[item.id], timed.get(item.id, Timed()),
-                                          self._target(item, emulated.get(item.id)))
+            refused = emulated.get(item.id)
+            if refused is not None and refused.error is not None and not item.baseline:
+                # a model the target's runtime build cannot run is no candidate for that target, whatever the host
+                # measured (e.g. ONNX Runtime's arm64 build has no fp16 kernel for an operator the x86 one has)
+                self.emulation_errors[item.id] = refused.error
+                record = self.ledger.failed_on_target(
+                    self._common(item, accuracy, timed), f"the target's runtime build could not run it (under "
+                    f"emulation, as a {self.emulation.core.uarch}): {refused.error}")
+            else:
+                record = self.ledger.measured(item.id, item.artifact, item.step, self._common(item, accuracy, timed),
+                                              accuracy[item.id], timed.get(item.id, Timed()),
+                                              self._target(item, emulated.get(item.id)))
             self.progress.step(item.id, "done" if record.status == "ok" else record.status, _summary(record))
 
     def _target(self, item: Made, emulated: Emulated | None):
@@ -230,8 +239,9 @@ class Builder:
         notes = []
         if self.emulation_errors:
             listed = "; ".join(f"{k}: {v[:160]}" for k, v in list(self.emulation_errors.items())[:3])
-            notes.append(f"{len(self.emulation_errors)} model(s) could not run under the target's emulation, so their "
-                         f"gates read host figures (each gate says which): {listed}")
+            notes.append(f"{len(self.emulation_errors)} model(s) could not run on the target's runtime build under "
+                         f"emulation: a candidate is then recorded as failed for this target (the baseline's gates "
+                         f"read host figures, each gate says which): {listed}")
         series = baseline.metrics.timing.p50_per_round_ms if baseline.metrics and baseline.metrics.timing else []
         if len(series) > 1 and max(series) > 1.15 * min(series):
             notes.append(f"the baseline's median latency ranged {min(series):.3f}–{max(series):.3f} ms over its "

@@ -85,6 +85,9 @@ class Ledger:
             self.baseline = self.baseline.model_copy(update={
                 "metrics": with_all_windows(self.baseline.metrics, timed, self.batch_size)})
 
+    def failed_on_target(self, common: dict, message: str) -> CandidateRecord:
+        return self._failed(common, "target", message)
+
     def _failed(self, common: dict, which: str, message: str) -> CandidateRecord:
         return self._keep(CandidateRecord(**common, status="failed", error=f"measurement ({which}): {_first(message)}",
                                           error_detail=message))
