@@ -25,7 +25,7 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
-from edgeopt.envs.base import EnvCreateFailed, EnvStatus, create_command, remove_folder, run_step, staged
+from edgeopt.envs.base import EnvCreateFailed, Environment, EnvStatus, create_command, run_step, staged
 from edgeopt.errors import MissingDependency, UsageError
 
 AARCH64 = "aarch64"
@@ -54,18 +54,15 @@ def host_pins() -> dict[str, str]:
     return pins
 
 
-class Aarch64Env:
+class Aarch64Env(Environment):
     name = AARCH64
-
-    def __init__(self, root: Path):
-        self.path = root / AARCH64
+    describes = "the aarch64 emulation environment"
 
     # -- what is there ----------------------------------------------------------------------------------
     def status(self) -> EnvStatus:
-        info_file = self.path / "env.json"
-        if not info_file.is_file():
-            return EnvStatus(self.name, self.path, False, f"not created (run `{create_command(self.name)}`)", {})
-        info = json.loads(info_file.read_text())
+        info = self._recorded()
+        if info is None:
+            return self._not_created()
         wanted = host_pins()
         stale = {k: (info["packages"].get(k), v) for k, v in wanted.items() if info["packages"].get(k) != v}
         if stale:
@@ -74,12 +71,6 @@ class Aarch64Env:
                              f"`{create_command(self.name)}` again", info["packages"], info["key"])
         return EnvStatus(self.name, self.path, True, f"python {info['python']}, qemu {info['qemu']}",
                          info["packages"], info["key"])
-
-    def require(self) -> EnvStatus:
-        status = self.status()
-        if not status.present:
-            raise MissingDependency(f"the aarch64 emulation environment ({status.detail})", create_command(self.name))
-        return status
 
     def has_runtime(self, package: str) -> bool:
         return package in self.status().packages
@@ -157,9 +148,6 @@ class Aarch64Env:
                 "key": key, "rootfs_packages": ROOTFS_PACKAGES}, indent=2))
         say(f"{self.name}: ready at {self.path}")
         return self.status()
-
-    def remove(self) -> bool:
-        return remove_folder(self.path)
 
 
 # -- steps --------------------------------------------------------------------------------------------------

@@ -3,15 +3,18 @@ that builds in a staging folder and renames it into place, so a failed create le
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator, Mapping
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from edgeopt.errors import EdgeoptError, ExitStatus
+from edgeopt.errors import EdgeoptError, ExitStatus, MissingDependency
 
 
 class EnvCreateFailed(EdgeoptError):
@@ -28,6 +31,39 @@ class EnvStatus:
     detail: str
     packages: dict
     key: str | None = None  # what is inside (requirements, versions): part of the cache key of what runs there
+
+
+class Environment(ABC):
+    """One environment under the environments' root: what `edgeopt env create|list|remove NAME` acts on."""
+
+    name: ClassVar[str]
+    describes: ClassVar[str]  # what it is, for "missing: …" messages
+
+    def __init__(self, root: Path):
+        self.path = root / self.name
+
+    def _recorded(self) -> dict | None:
+        """What create wrote (env.json), or None before it ran."""
+        info_file = self.path / "env.json"
+        return json.loads(info_file.read_text()) if info_file.is_file() else None
+
+    def _not_created(self) -> EnvStatus:
+        return EnvStatus(self.name, self.path, False, f"not created (run `{create_command(self.name)}`)", {})
+
+    @abstractmethod
+    def status(self) -> EnvStatus: ...
+
+    @abstractmethod
+    def create(self, say: Callable[[str], None] = print, force: bool = False) -> EnvStatus: ...
+
+    def require(self) -> EnvStatus:
+        status = self.status()
+        if not status.present:
+            raise MissingDependency(f"{self.describes} ({status.detail})", create_command(self.name))
+        return status
+
+    def remove(self) -> bool:
+        return remove_folder(self.path)
 
 
 def env_root(environ: Mapping[str, str]) -> Path:

@@ -16,7 +16,15 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
-from edgeopt.envs.base import EnvCreateFailed, EnvStatus, create_command, remove_folder, run_step, staged
+from edgeopt.envs.base import (
+    EnvCreateFailed,
+    Environment,
+    EnvStatus,
+    create_command,
+    remove_folder,
+    run_step,
+    staged,
+)
 from edgeopt.errors import MissingDependency
 
 LLAMA_CPP = "llama.cpp"
@@ -32,29 +40,20 @@ def installed_version() -> str | None:
         return None
 
 
-class LlamaCppEnv:
+class LlamaCppEnv(Environment):
     name = LLAMA_CPP
-
-    def __init__(self, root: Path):
-        self.path = root / LLAMA_CPP
+    describes = "llama.cpp's converter"
 
     def status(self) -> EnvStatus:
-        info_file = self.path / "env.json"
-        if not info_file.is_file():
-            return EnvStatus(self.name, self.path, False, f"not created (run `{create_command(self.name)}`)", {})
-        info = json.loads(info_file.read_text())
+        info = self._recorded()
+        if info is None:
+            return self._not_created()
         made_from, wanted = info["packages"][DISTRIBUTION], installed_version()
         if wanted is not None and made_from != wanted:
             return EnvStatus(self.name, self.path, False, f"made from {DISTRIBUTION} {made_from}, but {wanted} is "
                              f"installed; run `{create_command(self.name)} --force`", info["packages"], info["key"])
         return EnvStatus(self.name, self.path, True, f"convert_hf_to_gguf.py from {DISTRIBUTION} {made_from}'s "
                          "source release", info["packages"], info["key"])
-
-    def require(self) -> EnvStatus:
-        status = self.status()
-        if not status.present:
-            raise MissingDependency(f"llama.cpp's converter ({status.detail})", create_command(self.name))
-        return status
 
     def converter(self) -> Path:
         return self.path / "convert_hf_to_gguf.py"
@@ -86,8 +85,6 @@ class LlamaCppEnv:
         say(f"{self.name}: ready at {self.path}")
         return self.status()
 
-    def remove(self) -> bool:
-        return remove_folder(self.path)
 
 
 def _extract_converter(archive: Path, into: Path) -> int:

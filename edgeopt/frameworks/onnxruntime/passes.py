@@ -169,6 +169,7 @@ class FixShapes(Pass):
         if not dynamic:
             raise NothingToDo("every input's shape is already fixed")
         fixed = timed_shapes(context.timing_data, dynamic, self.name)
+        _name_anonymous_dims(model.graph, fixed)
         for name, shape in fixed.items():
             make_input_shape_fixed(model.graph, name, shape)
         fix_output_shapes(model)
@@ -176,6 +177,22 @@ class FixShapes(Pass):
         onnx.save(model, str(out))
         return derive(artifact, out, context, f"onnxruntime.{self.name}", config, precision=artifact.precision,
                       notes={"fixed_shapes": fixed})
+
+
+def _name_anonymous_dims(graph, inputs) -> None:
+    """ONNX Runtime's tool fixes a dimension by its name across the graph; paddle2onnx names every dynamic
+    dimension "?" (and writes -1 for others), so height and width share one name and cannot take two sizes.
+    Such dimensions get a name of their own first."""
+    for value in graph.input:
+        if value.name not in inputs:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        names = [d.dim_param for d in dims if d.HasField("dim_param")]
+        for axis, dim in enumerate(dims):
+            shared = dim.HasField("dim_param") and (dim.dim_param == "?" or names.count(dim.dim_param) > 1)
+            unknown = dim.HasField("dim_value") and dim.dim_value < 0
+            if shared or unknown:
+                dim.dim_param = f"{value.name}_dim{axis}"
 
 
 class QuantizeDynamicConfig(PassConfig):
