@@ -94,13 +94,17 @@ def _source_quantized(manifest: Manifest) -> str | None:
 
 
 def _check_model_path(manifest: Manifest, file: str) -> None:
-    """A model that is not there is said at plan time, before any data is prepared."""
+    """A model (or a label file) that is not there is said at plan time, before any data is prepared."""
     from edgeopt.errors import ManifestError
     from edgeopt.manifest import resolve_path
 
     path = resolve_path(manifest.model.path)
     if not path.exists():
         raise ManifestError(file, "model.path", f"{path} does not exist")
+    labels = manifest.package.labels
+    if isinstance(labels, str) and not resolve_path(labels).is_file():  # read only once the build has run
+        raise ManifestError(file, "package.labels", f"{resolve_path(labels)} does not exist (a text file, one label "
+                            "per line, or a list)")
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,6 @@ def write_package(report: Report, build_dir: Path, registry: Registry, candidate
                         for name in preprocessing.files()})
     scratch = tempfile.TemporaryDirectory(prefix="edgeopt-package-")
     mobile = runtime.mobile_files(artifact, Path(scratch.name)) if report.plan.target.os in MOBILE_OS else {}
-    mobile_names = list(mobile)
     members.update({f"model/{name}": path for name, path in mobile.items()})
     m = record.metrics
     descriptor = {
@@ -102,9 +101,9 @@ def write_package(report: Report, build_dir: Path, registry: Registry, candidate
         "io": runtime.io_spec(artifact),
         "processing_notes": report.deployment_notes,
         "preprocessing": preprocessing.model_dump(mode="json") if preprocessing else None,
-        "mobile": {"model": f"model/{mobile_names[0]}", "operators": f"model/{mobile_names[1]}",
+        "mobile": {"model": f"model/{next(iter(mobile))}", "files": [f"model/{name}" for name in mobile],
                    "why": f"{report.plan.target.name} runs apps on {report.plan.target.os}: the runtime's mobile "
-                          "form and the operators a reduced runtime build needs"} if mobile else None,
+                          "form, and what a reduced runtime build for the app needs"} if mobile else None,
         "metrics": {"provenance": record.provenance, "provenance_statement": report.provenance.statement,
                     "latency_ms": m.latency_ms.model_dump() if m.latency_ms else None, "peak_rss_mb": m.peak_rss_mb,
                     "size_mb": m.size_mb, "accuracy": m.accuracy,

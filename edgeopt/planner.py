@@ -349,7 +349,8 @@ def _expand_steps(recipes: dict[str, Recipe], searched: list[str], baseline_fram
                         environments=pass_class.environments(validated), cost=pass_class.cost, why=entry.why,
                     ))
                     previous = step_id
-                    if source_quantized and (pass_class.restores_float or input_id in float_ids):
+                    if source_quantized and (pass_class.restores_float
+                                             or (input_id in float_ids and not pass_class.lowers_precision)):
                         float_ids.add(step_id)
                 if role == "baseline":
                     baseline_id = previous

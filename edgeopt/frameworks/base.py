@@ -170,7 +170,8 @@ class Runtime(ABC):
         return (files("edgeopt.frameworks") / "examples" / f"{self.framework}_example.py").read_text()
 
     def mobile_files(self, artifact: ModelArtifact, scratch: Path) -> dict[str, Path]:
-        """For phone targets: the model in the runtime's mobile form, by name beside the model (none by default)."""
+        """For phone targets: the model in the runtime's mobile form, then what else an app build needs, by name
+        beside the model (none by default)."""
         return {}
 
 

@@ -69,3 +69,12 @@ def test_an_image_folder_gives_its_steps_class_names_and_first_image(tmp_path):
     found = collect_preprocessing(manifest(tmp_path, data), tmp_path / "out")
     assert found.image.mean == [0.1, 0.2, 0.3] and found.sample == "sample.png"
     assert (tmp_path / "out" / "preprocessing" / "labels.txt").read_text() == "a-cat\nb-dog\n"
+
+
+def test_a_label_file_that_is_not_there_is_refused_at_plan_time(cli, tmp_path):
+    import yaml
+
+    (tmp_path / "model.onnx").write_bytes(b"")
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump({**BASE, "package": {"labels": "classes.txt"}}))
+    result = cli("plan", str(tmp_path / "m.yaml"))
+    assert result.status == 2 and "package.labels" in result.stderr and "classes.txt does not exist" in result.stderr
