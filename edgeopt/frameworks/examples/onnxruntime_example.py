@@ -1,7 +1,7 @@
 """Run this package's model with ONNX Runtime alone (no edgeopt needed on the device).
 
     pip install onnxruntime numpy        # the version range is in edgeopt-artifact.json
-    python run_example.py                # one run on placeholder inputs, then a short timing
+    python run_example.py                # one run (the packaged sample, else placeholders), then a short timing
     python run_example.py --input x.npz  # your own inputs: one array per model input name
     python run_example.py --text "..."   # text models: tokenized with the packaged tokenizer (pip install tokenizers)
     python run_example.py --image a.jpg  # image models: preprocessed as edgeopt measured it (pip install pillow)
