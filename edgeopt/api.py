@@ -63,7 +63,8 @@ def plan(manifest_path: str | Path, target: str | None = None, device: str | Non
         device = Device.parse(device).display
     the_plan = make_plan(manifest, resolved, load_recipes(), registry, load_gate_policies(), load_cores(), device,
                          source_quantized)
-    return PlanContext(manifest, host, registry, the_plan, environment_states(the_plan, environ or os.environ))
+    return PlanContext(manifest, host, registry, the_plan,
+                       environment_states(the_plan, environ if environ is not None else os.environ))
 
 
 def environment_states(the_plan: Plan, environ: Mapping[str, str]) -> dict[str, EnvStatus]:

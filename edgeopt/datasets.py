@@ -128,10 +128,8 @@ def _images(source: ImageFolderData, manifest: Manifest, where: str, model_input
     except ImportError:
         raise MissingDependency("pillow (image folders)", "pip install 'edgeopt[images]'") from None
     folder = _existing(source.path, manifest, where)
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
-    files = ([(f, i) for i, c in enumerate(classes) for f in sorted((folder / c).iterdir())] if classes
-             else [(f, -1) for f in sorted(folder.iterdir())])
-    files = [(f, label) for f, label in files if f.suffix.lower() in IMAGE_SUFFIXES]
+    classes = image_classes(folder)
+    files = image_files(folder)
     if source.limit:
         files = _spread(files, source.limit)
     height, width = source.size
@@ -147,6 +145,20 @@ def _images(source: ImageFolderData, manifest: Manifest, where: str, model_input
     return Dataset({_single_input_name(manifest, where, model_inputs): np.stack(images).astype(np.float32)}, labels)
 
 
+def image_classes(folder: Path) -> list[str]:
+    """An image folder's class names, in label order: its sub-folders, sorted (none: unlabelled images)."""
+    return sorted(p.name for p in folder.iterdir() if p.is_dir())
+
+
+def image_files(folder: Path) -> list[tuple[Path, int]]:
+    """(image, label) in the order the evaluation reads them: class by class, files sorted; label -1 when the
+    folder has no class sub-folders."""
+    classes = image_classes(folder)
+    files = ([(f, i) for i, c in enumerate(classes) for f in sorted((folder / c).iterdir())] if classes
+             else [(f, -1) for f in sorted(folder.iterdir())])
+    return [(f, label) for f, label in files if f.suffix.lower() in IMAGE_SUFFIXES]
+
+
 def _spread(items: list, count: int) -> list:
     # take evenly across the (class-sorted) list so a limit keeps every class
     if count >= len(items):
@@ -159,14 +171,10 @@ def _text(source: TextLinesData, manifest: Manifest, where: str, model_inputs: l
         from tokenizers import Tokenizer
     except ImportError:
         raise MissingDependency("tokenizers (text data)", "pip install 'edgeopt[hf]'") from None
-    text = _existing(source.path, manifest, where).read_text(errors="replace")
-    lines = sentences(text) if source.unit == "sentence" else [line.strip() for line in text.splitlines()]
-    lines = [line for line in lines if len(line) >= source.min_chars]
+    lines = text_samples(source, _existing(source.path, manifest, where))
     if source.limit:
         lines = lines[: source.limit]
-    tokenizer_path = resolve_path(source.tokenizer) if source.tokenizer else resolve_path(manifest.model.path)
-    if tokenizer_path.is_dir():
-        tokenizer_path = tokenizer_path / "tokenizer.json"
+    tokenizer_path = tokenizer_file(source, manifest)
     if not tokenizer_path.exists():
         raise ManifestError(manifest.name, f"{where}.tokenizer", f"no tokenizer.json at {tokenizer_path}")
     tokenizer = Tokenizer.from_file(str(tokenizer_path))
@@ -180,6 +188,19 @@ def _text(source: TextLinesData, manifest: Manifest, where: str, model_inputs: l
     }
     # stored padded to the longest sample (one array per input); fed cut to each run's longest real sequence
     return Dataset(inputs, None, {name: InputLayout(padded_by="attention_mask") for name in inputs})
+
+
+def text_samples(source: TextLinesData, path: Path) -> list[str]:
+    """A text file's samples as the manifest asks: whole sentences or lines, the short ones left out."""
+    text = path.read_text(errors="replace")
+    found = sentences(text) if source.unit == "sentence" else [line.strip() for line in text.splitlines()]
+    return [sample for sample in found if len(sample) >= source.min_chars]
+
+
+def tokenizer_file(source: TextLinesData, manifest: Manifest) -> Path:
+    """The tokenizer.json text data is tokenized with: the data's own, else the model folder's."""
+    path = resolve_path(source.tokenizer) if source.tokenizer else resolve_path(manifest.model.path)
+    return path / "tokenizer.json" if path.is_dir() else path
 
 
 SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]]))\s+(?=[\"'(\[]?[A-Z0-9])")

@@ -17,7 +17,7 @@ from edgeopt import __version__
 from edgeopt.artifact import ModelArtifact
 from edgeopt.candidates import CandidateRecord
 from edgeopt.errors import PackageError, UsageError
-from edgeopt.frameworks.base import GraphRuntime
+from edgeopt.frameworks.base import GraphRuntime, bundled_script
 from edgeopt.preprocessing import FOLDER as PREPROCESSING
 from edgeopt.registry import Registry
 from edgeopt.report import Report
@@ -79,7 +79,7 @@ def write_package(report: Report, build_dir: Path, registry: Registry, candidate
     graph = isinstance(runtime, GraphRuntime)  # language-model runtimes tokenize inside; their examples take text
     preprocessing = report.preprocessing if graph else None
     if graph:
-        scripts[PREPROCESS] = _bundled_script(PREPROCESS)
+        scripts[PREPROCESS] = bundled_script(PREPROCESS)
     if preprocessing is not None:
         members.update({f"{PREPROCESSING}/{name}": Path(build_dir) / PREPROCESSING / name
                         for name in preprocessing.files()})
@@ -126,12 +126,6 @@ def write_package(report: Report, build_dir: Path, registry: Registry, candidate
             tar.add(path, arcname=name, recursive=False)
     partial.replace(archive)
     return archive
-
-
-def _bundled_script(name: str) -> str:
-    from importlib.resources import files
-
-    return (files("edgeopt.frameworks") / "examples" / name).read_text()
 
 
 def emulated_python(archive: Path, environ) -> str:

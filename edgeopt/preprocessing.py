@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict
 from edgeopt.manifest import ImageFolderData, ImageSteps, Manifest, TextLinesData, resolve_path
 
 FOLDER = "preprocessing"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 
 class TextSteps(BaseModel):
@@ -62,26 +61,25 @@ def collect_preprocessing(manifest: Manifest, build_dir: Path) -> Preprocessing 
 
 
 def _text(data: TextLinesData, manifest: Manifest, folder: Path) -> tuple[TextSteps, str | None]:
-    from edgeopt.datasets import sentences
+    from edgeopt.datasets import text_samples, tokenizer_file
 
-    tokenizer = resolve_path(data.tokenizer) if data.tokenizer else resolve_path(manifest.model.path)
-    if tokenizer.is_dir():
-        tokenizer = tokenizer / "tokenizer.json"
-    shutil.copyfile(tokenizer, folder / "tokenizer.json")
-    text = resolve_path(data.path).read_text(errors="replace")
-    found = sentences(text) if data.unit == "sentence" else [line.strip() for line in text.splitlines()]
-    found = [s for s in found if len(s) >= data.min_chars]
+    shutil.copyfile(tokenizer_file(data, manifest), folder / "tokenizer.json")
+    found = text_samples(data, resolve_path(data.path))
     if found:
         (folder / "sample.txt").write_text(found[0])
     return TextSteps(tokenizer="tokenizer.json", max_length=data.max_length), "sample.txt" if found else None
 
 
 def _first_image(root: Path, folder: Path) -> str | None:
-    found = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    """The evaluation's first image, as a file of the package."""
+    from edgeopt.datasets import image_files
+
+    found = image_files(root)
     if not found:
         return None
-    name = f"sample{found[0].suffix.lower()}"
-    shutil.copyfile(found[0], folder / name)
+    first = found[0][0]
+    name = f"sample{first.suffix.lower()}"
+    shutil.copyfile(first, folder / name)
     return name
 
 
@@ -117,7 +115,9 @@ def _labels(manifest: Manifest, folder: Path) -> str | None:
     elif isinstance(given, str):
         names = [line.strip() for line in resolve_path(given).read_text().splitlines() if line.strip()]
     elif isinstance(data, ImageFolderData):
-        names = sorted(p.name for p in resolve_path(data.path).iterdir() if p.is_dir()) or None
+        from edgeopt.datasets import image_classes
+
+        names = image_classes(resolve_path(data.path))
     else:
         names = None
     if not names:

@@ -165,14 +165,19 @@ class Runtime(ABC):
         return Path(artifact.path).name
 
     def example_script(self) -> str:
-        from importlib.resources import files
-
-        return (files("edgeopt.frameworks") / "examples" / f"{self.framework}_example.py").read_text()
+        return bundled_script(f"{self.framework}_example.py")
 
     def mobile_files(self, artifact: ModelArtifact, scratch: Path) -> dict[str, Path]:
         """For phone targets: the model in the runtime's mobile form, then what else an app build needs, by name
         beside the model (none by default)."""
         return {}
+
+
+def bundled_script(name: str) -> str:
+    """A script that ships with edgeopt to run on a device (edgeopt/frameworks/examples/)."""
+    from importlib.resources import files
+
+    return (files("edgeopt.frameworks") / "examples" / name).read_text()
 
 
 class GraphRuntime(Runtime):

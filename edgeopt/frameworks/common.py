@@ -35,12 +35,15 @@ def fresh_dir(path: Path) -> Path:
 
 def timed_shapes(timing_data: Path | None, dynamic: list[str], pass_name: str) -> dict[str, list[int]]:
     """The shape each named input has in the batch the build times: what a fix-shapes pass fixes a dynamic input
-    to. A padded token input takes the longest sequence the data holds (the model then serves every sample,
+    to (NothingToDo when no input is dynamic). A padded token input takes the longest sequence the data holds (the model then serves every sample,
     padded to it) instead of the timed sample's own length."""
     import numpy as np
 
     from edgeopt.datafiles import load_samples
+    from edgeopt.passes import NothingToDo
 
+    if not dynamic:
+        raise NothingToDo("every input's shape is already fixed")
     if timing_data is None:
         raise ValueError(f"{pass_name} needs the timed batch")
     timed = load_samples(timing_data)

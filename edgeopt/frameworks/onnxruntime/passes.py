@@ -166,8 +166,6 @@ class FixShapes(Pass):
 
         model = onnx.load(artifact.path)
         dynamic = [i.name for i in declared_io(model)[0] if not all(isinstance(d, int) for d in i.dims)]
-        if not dynamic:
-            raise NothingToDo("every input's shape is already fixed")
         fixed = timed_shapes(context.timing_data, dynamic, self.name)
         _name_anonymous_dims(model.graph, fixed)
         for name, shape in fixed.items():

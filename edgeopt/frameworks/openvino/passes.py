@@ -21,7 +21,7 @@ from edgeopt.frameworks.openvino.runtime import (
     ov,
     read_ir,
 )
-from edgeopt.passes import NothingToDo, Pass, PassConfig, PassContext
+from edgeopt.passes import Pass, PassConfig, PassContext
 
 Execution = Literal["f32", "bf16", "f16"]
 
@@ -100,8 +100,6 @@ class Reshape(Pass):
     def apply(self, config: ReshapeConfig, artifact: ModelArtifact, context: PassContext) -> ModelArtifact:
         model = read_ir(artifact)
         dynamic = [port.get_any_name() for port in model.inputs if port.get_partial_shape().is_dynamic]
-        if not dynamic:
-            raise NothingToDo("every input's shape is already fixed")
         fixed = timed_shapes(context.timing_data, dynamic, f"openvino.{self.name}")
         model.reshape({name: ov().PartialShape(shape) for name, shape in fixed.items()})
         xml = _save(model, context.output_dir)
