@@ -82,7 +82,7 @@ class Aarch64Env(Environment):
         prefix = self._prefix(core)
         code = self.path / "py"
         code.mkdir(exist_ok=True)
-        package = Path(__file__).resolve().parent
+        package = Path(__file__).resolve().parent.parent  # edgeopt/, not edgeopt/envs/
         link = code / "edgeopt"
         if not link.is_symlink() or link.resolve() != package:  # always this edgeopt, whichever is installed
             link.unlink(missing_ok=True)
@@ -222,7 +222,7 @@ def _build_plugin(staging: Path) -> str:
     tarball = next((apt / "src").glob("qemu_*.orig.tar.xz"))
     run_step(["tar", "xJf", str(tarball), "-C", str(apt / "src"), "--wildcards", "*/include/qemu/qemu-plugin.h"])
     header = next((apt / "src").glob("*/include/qemu/qemu-plugin.h"))
-    source = Path(__file__).resolve().parent / "estimate" / "plugin" / "a64count.c"
+    source = Path(__file__).resolve().parent.parent / "estimate" / "plugin" / "a64count.c"
     (staging / "plugin").mkdir()
     glib = run_step(["pkg-config", "--cflags", "--libs", "glib-2.0"]).stdout.split()
     run_step(["gcc", "-O2", "-fPIC", "-shared", f"-I{header.parent}", "-o", str(staging / "plugin" / "liba64count.so"),
