@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch is pinned in pyproject to the CPU wheel that lies on this machine's disk; never pull a CUDA build
 PIP := $(BIN)/python -m pip
 
-.PHONY: demo test test-fast venv system-deps aarch64-deps aarch64-env llama-wheel llama-converter benchmark clean
+.PHONY: demo test test-fast venv system-deps aarch64-deps aarch64-env rknn-env llama-wheel llama-converter benchmark clean
 
 # llama-cpp-python has no wheel on PyPI: it is built once, portable (AVX2/FMA/F16C, no -march=native:
 # a native build on a host that advertises AMX died with SIGILL in generation), into a folder outside
@@ -37,6 +37,11 @@ aarch64-deps:
 aarch64-env: $(BIN)/python aarch64-deps
 	$(BIN)/edgeopt env create aarch64
 
+# Rockchip's rknn-toolkit2 (ONNX → .rknn, its NPU simulator) in a venv of its own under ~/.cache/edgeopt/envs: its
+# pins (numpy 1.26, onnx 1.18, protobuf 4.25) cannot share .venv (~1 min and 1.5 GB, once)
+rknn-env: $(BIN)/python
+	$(BIN)/edgeopt env create rknn
+
 venv: $(BIN)/python
 
 demo: $(BIN)/python
@@ -59,7 +64,7 @@ llama-converter: $(BIN)/python
 
 test: $(BIN)/python system-deps llama-wheel
 	$(PIP) install -q --find-links $(LLAMA_WHEELS) -e '.[onnx,hf,openvino,gguf,mlx,examples,examples-llm,ray,dev]'
-	$(MAKE) aarch64-env llama-converter
+	$(MAKE) aarch64-env llama-converter rknn-env
 	EDGEOPT_REQUIRE_EMULATION=1 EDGEOPT_REQUIRE_TOOLS=1 $(BIN)/python -m pytest
 
 # the quick loop: everything except the full example builds

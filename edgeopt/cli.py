@@ -92,9 +92,11 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--out", type=Path, default=Path("manifest.yaml"), help="default: ./manifest.yaml")
     init.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
-    env = commands.add_parser("env", help="environments edgeopt runs parts of a build in (aarch64 emulation, llama.cpp's converter)")
+    env = commands.add_parser("env", help="environments edgeopt runs parts of a build in (aarch64 emulation, llama.cpp's converter, "
+                                 "rknn-toolkit2)")
     env_commands = env.add_subparsers(dest="env_command", parser_class=_Parser, required=True)
-    create = env_commands.add_parser("create", help="make an environment (aarch64: arm64 userland, runtimes, plugin; llama.cpp: its HF → GGUF converter)")
+    create = env_commands.add_parser("create", help="make an environment (aarch64: arm64 userland, runtimes, plugin; llama.cpp: its HF → "
+                                     "GGUF converter; rknn: a venv with rknn-toolkit2 and its pins)")
     create.add_argument("name")
     create.add_argument("--force", action="store_true", help="make it again even if it is there")
     env_commands.add_parser("list", help="the environments and their state")
@@ -233,9 +235,11 @@ def _cmd_package(args, env: Environment) -> ExitStatus:
 
 
 def _cmd_verify(args, env: Environment) -> ExitStatus:
-    from edgeopt.package import emulated_python, verify_package
+    from edgeopt.package import emulated_python, host_python, verify_package
+    from edgeopt.registry import default_registry
 
-    python = emulated_python(args.archive, env.environ) if args.arch == "aarch64" else sys.executable
+    python = emulated_python(args.archive, env.environ) if args.arch == "aarch64" \
+        else host_python(args.archive, default_registry(), env.environ)
     if args.arch == "aarch64":
         print(f"runtime: the runtime's aarch64 build under qemu-user ({Path(python).name})", file=env.stdout)
     for line in verify_package(args.archive, python=python):

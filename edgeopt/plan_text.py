@@ -51,7 +51,8 @@ def render_plan(plan: Plan, registry: Registry, environments: Mapping | None = N
             status = (environments or {}).get(name)
             state = "state unknown" if status is None else (
                 f"ready — {status.detail}" if status.present else f"missing — {status.detail}")
-            lines.append(f"      environment {name}: {state}")
+            runs = ", runs there" if name == step.runs_in else ""
+            lines.append(f"      environment {name}{runs}: {state}")
         if step.why:
             lines.append(f"      why: {step.why}")
     if plan.source_quantized:

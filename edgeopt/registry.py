@@ -23,6 +23,13 @@ class FrameworkEntry:
     module: str | None = None  # None: no adapter yet
     extra: str | None = None
     planned_in: str | None = None  # where the missing adapter is tracked
+    # the backend environment (`edgeopt env create NAME`) its passes and measurements run in, when its toolchain
+    # cannot share edgeopt's own (the worker runs there, JSON in and out); None: edgeopt's own interpreter
+    runs_in: str | None = None
+    distribution: str | None = None  # the package whose version names the framework's (in its environment)
+    # where its models run on the target: "npu" ones are never timed on the build host (their runtime says the
+    # same: Runtime.engine); the plan labels their figures simulated / estimated from the start
+    engine: str = "cpu"
 
     @property
     def implemented(self) -> bool:
@@ -32,6 +39,8 @@ class FrameworkEntry:
     def install(self) -> str:
         if not self.implemented:
             return f"no adapter yet (planned in {self.planned_in})"
+        if self.runs_in:
+            return f"edgeopt env create {self.runs_in}"
         return f"pip install 'edgeopt[{self.extra}]'"
 
 
@@ -65,10 +74,22 @@ class Registry:
                             + (f" (did you mean {framework}.{near[0]}?)" if near else ""))
         return passes[short]
 
-    def probed(self) -> Registry:
-        """A copy with every implemented adapter's probe() result; probes never raise."""
-        found = {e.name: self.adapter(e.name).probe() for e in self.entries if e.implemented}
+    def probed(self, environ: Mapping[str, str] | None = None) -> Registry:
+        """A copy with every implemented adapter's probe() result (probes never raise); a framework that runs in
+        a backend environment is available when that environment is made (`environ` says where they live)."""
+        found = {e.name: self._environment_probe(e, environ) if e.runs_in else self.adapter(e.name).probe()
+                 for e in self.entries if e.implemented}
         return replace(self, availability=MappingProxyType(found))
+
+    @staticmethod
+    def _environment_probe(entry: FrameworkEntry, environ: Mapping[str, str] | None) -> Availability:
+        import os
+
+        from edgeopt.envs import environment
+
+        status = environment(entry.runs_in, os.environ if environ is None else environ).status()
+        version = status.packages.get(entry.distribution) if entry.distribution else None
+        return Availability(status.present, version, f"environment {entry.runs_in}: {status.detail}")
 
     def is_available(self, name: str) -> bool:
         status = self.availability.get(name)
@@ -94,8 +115,8 @@ def default_registry() -> Registry:
             FrameworkEntry("openvino", "OpenVINO + NNCF", _GRAPH_TASKS, "edgeopt.frameworks.openvino", "openvino"),
             FrameworkEntry("gguf", "llama.cpp (GGUF)", ("causal-lm",), "edgeopt.frameworks.gguf", "gguf"),
             FrameworkEntry("mlx", "MLX (mlx-lm)", ("causal-lm",), "edgeopt.frameworks.mlx", "mlx"),
-            FrameworkEntry("rknn", "RKNN-Toolkit2 (Rockchip NPU)", ("classification", "generic"), extra="rknn",
-                           planned_in="a later issue"),
+            FrameworkEntry("rknn", "RKNN-Toolkit2 (Rockchip NPU)", ("classification", "generic", "ocr", "regression"),
+                           "edgeopt.frameworks.rknn", runs_in="rknn", distribution="rknn-toolkit2", engine="npu"),
             FrameworkEntry("olive", "Olive (ONNX Runtime CUDA/TensorRT)", _GRAPH_TASKS, extra="olive",
                            planned_in="a later issue"),
         )

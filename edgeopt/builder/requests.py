@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from edgeopt.artifact import ModelArtifact
 from edgeopt.builder.data import BuildData
 from edgeopt.builder.layout import OutputLayout
@@ -22,8 +24,10 @@ from edgeopt.runners import Job, Limits
 
 
 class Requests:
-    def __init__(self, manifest: Manifest, registry: Registry, metric: Metric, data: BuildData, layout: OutputLayout):
+    def __init__(self, manifest: Manifest, registry: Registry, metric: Metric, data: BuildData, layout: OutputLayout,
+                 interpreters: Mapping[str, str] | None = None):
         self.manifest, self.registry, self.metric, self.data, self.layout = manifest, registry, metric, data, layout
+        self.interpreters = dict(interpreters or {})  # backend environment → the interpreter its jobs run with
         spec = manifest.measure
         self.limits = Limits(spec.timeout_s, spec.stall_s, spec.memory_limit_mb)
         self._common = {"import_paths": (manifest.base_dir,)}
@@ -32,6 +36,18 @@ class Requests:
 
     def _adapter(self, framework: str) -> str:
         return self.registry.entry(framework).module
+
+    def _python(self, framework: str) -> str | None:
+        """The interpreter of the backend environment a framework's jobs run in; None for edgeopt's own."""
+        runs_in = self.registry.entry(framework).runs_in
+        if runs_in is None:
+            return None
+        if runs_in not in self.interpreters:
+            from edgeopt.envs import create_command
+            from edgeopt.errors import MissingDependency
+
+            raise MissingDependency(f"the {runs_in} environment ({framework} runs there)", create_command(runs_in))
+        return self.interpreters[runs_in]
 
     def llm(self) -> LlmJob | None:
         if not self.metric.computed_by_runtime:
@@ -62,7 +78,7 @@ class Requests:
             calibration_data=str(self.data.calibration) if step.needs_calibration else None,
             timing_data=str(self.data.timing) if step.needs_timing_data else None,
             validation=validation, **self._common)
-        return Job(request, str(self.layout.work(step.id, "pass")), self.limits)
+        return Job(request, str(self.layout.work(step.id, "pass")), self.limits, python=self._python(framework))
 
     def accuracy_job(self, record_id: str, artifact: ModelArtifact, baseline: bool) -> Job:
         request = AccuracyRequest(
@@ -71,16 +87,19 @@ class Requests:
             threads=self.manifest.measure.threads, llm=self.llm(), **self._reference(baseline), **self._common)
         if self.keeps_outputs(baseline):
             request = request.model_copy(update={"save_outputs": str(self.layout.outputs(record_id))})
-        return Job(request, str(self.layout.work(record_id, "accuracy")), self.limits)
+        return Job(request, str(self.layout.work(record_id, "accuracy")), self.limits,
+                   python=self._python(artifact.framework))
 
     def timing_job(self, record_id: str, artifact: ModelArtifact) -> Job:
         request = TimingRequest(
             adapter=self._adapter(artifact.framework), artifact=artifact, timing_data=str(self.data.timing),
             batch_size=self.manifest.measure.batch_size, threads=self.manifest.measure.threads, llm=self.llm(),
             **self._common)
-        return Job(request, str(self.layout.work(record_id, "timing")), self.limits)
+        return Job(request, str(self.layout.work(record_id, "timing")), self.limits,
+                   python=self._python(artifact.framework))
 
     def diagnose_job(self, record_id: str, artifact: ModelArtifact, reference: ModelArtifact, samples: int) -> Job:
         request = DiagnoseRequest(adapter=self._adapter(artifact.framework), artifact=artifact, reference=reference,
                                   eval_data=str(self.data.eval), samples=samples, **self._common)
-        return Job(request, str(self.layout.work(record_id, "diagnose")), self.limits)
+        return Job(request, str(self.layout.work(record_id, "diagnose")), self.limits,
+                   python=self._python(artifact.framework))

@@ -3,6 +3,8 @@
   aarch64    the arm64 userland that runs the runtimes' ARM builds under qemu-user (envs/aarch64.py)
   llama.cpp  llama.cpp's own Hugging Face → GGUF converter, from the source release of the installed
              llama-cpp-python (envs/llama_cpp.py)
+  rknn       a virtual environment with rknn-toolkit2 and its pins, where RKNN passes and its simulator run
+             (envs/backend.py, envs/requirements/rknn.txt)
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from collections.abc import Mapping
 from edgeopt.envs.aarch64 import AARCH64, Aarch64Env
 from edgeopt.envs.base import EnvCreateFailed, EnvStatus, create_command, env_root
 from edgeopt.envs.llama_cpp import LLAMA_CPP, LlamaCppEnv
+from edgeopt.envs.rknn import RKNN, RknnEnv
 from edgeopt.errors import UsageError
 
-_KINDS = {AARCH64: Aarch64Env, LLAMA_CPP: LlamaCppEnv}
+_KINDS = {AARCH64: Aarch64Env, LLAMA_CPP: LlamaCppEnv, RKNN: RknnEnv}
 ENV_NAMES = tuple(_KINDS)
 
 
@@ -28,4 +31,4 @@ def environment(name: str, environ: Mapping[str, str]):
     return _KINDS[name](env_root(environ))
 
 
-__all__ = ["AARCH64", "ENV_NAMES", "LLAMA_CPP", "EnvCreateFailed", "EnvStatus", "create_command", "environment"]
+__all__ = ["AARCH64", "ENV_NAMES", "LLAMA_CPP", "RKNN", "EnvCreateFailed", "EnvStatus", "create_command", "environment"]

@@ -34,6 +34,7 @@ class Job:
     workdir: str
     limits: Limits
     environment: tuple[tuple[str, str], ...] = ()  # added to the worker's environment for this job only
+    python: str | None = None  # the interpreter of a backend environment the job runs in (None: the runner's)
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,9 @@ POLL_S = 0.1
 
 
 def run_child(job: Job, env: Mapping[str, str], python: str = sys.executable) -> Outcome:
-    """One operation in a fresh process, JSON by file. A crash, hang, stall or runaway memory fails it."""
-    return outcome_of(child_response(job, env, python), Path(job.workdir))
+    """One operation in a fresh process, JSON by file. A crash, hang, stall or runaway memory fails it. A job that
+    names a backend environment's interpreter runs with that one."""
+    return outcome_of(child_response(job, env, job.python or python), Path(job.workdir))
 
 
 def child_response(job: Job, env: Mapping[str, str], python: str = sys.executable) -> Response:
@@ -165,7 +166,7 @@ class SubprocessRunner:
             return list(pool.map(lambda job: run_child(job, self.env, self.python), jobs))
 
     def open_timer(self, job: Job) -> ChildTimer:
-        return ChildTimer(job, self.env, self.python)
+        return ChildTimer(job, self.env, job.python or self.python)
 
     def close(self) -> None:
         pass

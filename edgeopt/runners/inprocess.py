@@ -40,8 +40,18 @@ class InProcessRunner:
     parallelism = 1
 
     def run_all(self, jobs: list[Job]) -> list[Outcome]:
-        return [outcome_of(respond(lambda job=job: ONE_SHOT[job.request.op](job.request)), Path(job.workdir))
-                for job in jobs]
+        return [self._run(job) for job in jobs]
+
+    @staticmethod
+    def _run(job: Job) -> Outcome:
+        if job.python:  # a backend environment's toolchain imports only under its own interpreter
+            import os
+
+            from edgeopt.runners.child import run_child
+            from edgeopt.telemetry import offline_env
+
+            return run_child(job, offline_env(os.environ))
+        return outcome_of(respond(lambda: ONE_SHOT[job.request.op](job.request)), Path(job.workdir))
 
     def open_timer(self, job: Job) -> InProcessTimer:
         return InProcessTimer(job)

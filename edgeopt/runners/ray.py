@@ -36,12 +36,15 @@ class RayRunner:
         self._remote = ray.remote(num_cpus=1)(child_response)
 
     def run_all(self, jobs: list[Job]) -> list[Outcome]:
-        futures = [self._remote.remote(job, self.env, self.python) for job in jobs]
+        # a job in a backend environment runs on this machine, where that environment is
+        futures = {i: self._remote.remote(job, self.env, self.python) for i, job in enumerate(jobs) if not job.python}
+        local = {i: child_response(job, self.env, job.python) for i, job in enumerate(jobs) if job.python}
+        responses = {**local, **dict(zip(futures, self._ray.get(list(futures.values()))))}
         # an internal error is raised here, on the driver, not inside a Ray task
-        return [outcome_of(response, Path(job.workdir)) for job, response in zip(jobs, self._ray.get(futures))]
+        return [outcome_of(responses[i], Path(job.workdir)) for i, job in enumerate(jobs)]
 
     def open_timer(self, job: Job) -> ChildTimer:
-        return ChildTimer(job, self.env, self.python)
+        return ChildTimer(job, self.env, job.python or self.python)
 
     def close(self) -> None:
         if self._started_here:
