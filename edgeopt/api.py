@@ -56,7 +56,7 @@ def plan(manifest_path: str | Path, target: str | None = None, device: str | Non
     resolved = load_catalog(host=host).resolve(target or manifest.target)
     _check_model_path(manifest, str(manifest_path))
     source_quantized = _source_quantized(manifest)
-    registry = default_registry().probed()
+    registry = default_registry().probed(environ)
     if device:
         from edgeopt.device import Device
 
@@ -74,6 +74,20 @@ def environment_states(the_plan: Plan, environ: Mapping[str, str]) -> dict[str, 
 
     names = sorted({name for step in the_plan.steps for name in step.environments})
     return {name: environment(name, environ).status() for name in names}
+
+
+def backend_interpreters(the_plan: Plan, registry, environ: Mapping[str, str]) -> dict[str, str]:
+    """The worker interpreter of each backend environment a searched framework runs in, where it is made (a
+    missing one is in the plan's `missing`, and the build stops on it before any work)."""
+    from edgeopt.envs import environment
+
+    names = {registry.entry(name).runs_in for name in (*the_plan.frameworks, the_plan.baseline_framework)}
+    found = {}
+    for name in sorted(n for n in names if n):
+        env = environment(name, environ)
+        if env.status().present:
+            found[name] = env.python()
+    return found
 
 
 def _source_quantized(manifest: Manifest) -> str | None:
@@ -172,7 +186,8 @@ def build(manifest_path: str | Path, options: BuildOptions = BuildOptions()) -> 
     try:
         env_keys = {name: status.key if status.present else None for name, status in context.environments.items()}
         result = Builder(the_plan, manifest, context.registry, out_dir, runner, timing_runner, progress, cache,
-                         emulation, _calibration(the_plan), env_keys).run()
+                         emulation, _calibration(the_plan), env_keys,
+                         backend_interpreters(the_plan, context.registry, options.environ)).run()
     finally:
         runner.close()
     report = build_report(result, context.host.cpu_model, deployment_notes(manifest),

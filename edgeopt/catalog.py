@@ -56,6 +56,7 @@ class Accelerator(_Facts):
     tops_int8: float | None = None
     precisions: list[str] = []
     toolchain: str | None = None
+    platform: str | None = None  # the toolchain's name for the chip (rknn-toolkit2's target_platform)
     optional: bool = False
     source: str
 

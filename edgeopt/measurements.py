@@ -73,6 +73,8 @@ class TargetFigures(_Value):
     estimator: dict | None = Field(default=None, description="how the latency was estimated: cycles, IPC, memory, "
                                    "threads, calibration")
     execution_precision: str | None = None
+    memory_mb: Figure | None = Field(default=None, description="the candidate's memory on the device where the build "
+                                     "cannot measure it there or here (an NPU's model): estimated, said how")
 
 
 class Measurements(_Value):

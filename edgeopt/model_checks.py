@@ -231,6 +231,33 @@ def check_gguf(path: str | Path) -> None:
 
 
 # -- OpenVINO IR ------------------------------------------------------------------------------------------------
+RKNN_MAGIC = b"RKNN"
+RKNN_HEADER = 64  # magic, 4 reserved bytes, version (u64), the model section's length (u64), 40 more bytes
+
+
+def check_rknn(path: str | Path) -> None:
+    """Refuse a file that is not an .rknn (magic bytes) or whose sections do not add up to its size. The layout
+    is not documented: it is read off rknn-toolkit2 2.5.0's exports (a 64-byte header, the model section, then
+    a u64 length and that many bytes of JSON that end the file). The toolkit's own load_rknn accepts a
+    truncated file, so this is the check that catches one."""
+    path = Path(path)
+    size = _regular_file(path, "RKNN model")
+    with open(path, "rb") as f:
+        header = f.read(RKNN_HEADER)
+        if header[:4] != RKNN_MAGIC:
+            raise ModelRejected(f"{path}: not an RKNN model (starts with {quote(header[:4])}, not b'RKNN')")
+        if len(header) < RKNN_HEADER:
+            raise ModelRejected(f"{path}: {size} bytes, shorter than an RKNN header ({RKNN_HEADER}): truncated")
+        (section,) = struct.unpack_from("<Q", header, 16)
+        f.seek(RKNN_HEADER + section)
+        length = f.read(8)
+        first = f.read(1)
+    described = struct.unpack("<Q", length)[0] if len(length) == 8 else None
+    if described is None or RKNN_HEADER + section + 8 + described != size or first != b"{":
+        raise ModelRejected(f"{path}: {size:,} bytes, which is not what its header's sections add up to: truncated "
+                            "or corrupt")
+
+
 def check_openvino_ir(xml: str | Path) -> None:
     """Refuse an IR whose .xml is not well-formed XML, has a DTD or entities (XML bombs, external entities),
     is not an IR (<net>), or whose weights (.bin beside it) are missing or shorter than the .xml says."""

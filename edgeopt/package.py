@@ -139,13 +139,32 @@ def emulated_python(archive: Path, environ) -> str:
     cores = load_cores()
     core = cores["cortex-a76"]
     try:
-        with tarfile.open(archive, "r:*") as tar:
-            descriptor = json.load(tar.extractfile(ARTIFACT_JSON))
-        found = core_for(load_catalog().resolve(descriptor["target"]["id"]), cores)
+        found = core_for(load_catalog().resolve(_descriptor_of(archive)["target"]["id"]), cores)
         core = found or core
-    except (tarfile.TarError, KeyError, TypeError, ValueError, UnknownTarget, AttributeError):
+    except (KeyError, TypeError, UnknownTarget):
         pass  # verify itself says what is wrong with the archive
     return environment(AARCH64, environ).python(core)
+
+
+def host_python(archive: Path, registry: Registry, environ) -> str:
+    """The interpreter that runs the package's example on this host: the backend environment of a framework that
+    has one (an .rknn loads with rknn-toolkit2, which lives in the rknn environment), else this one."""
+    from edgeopt.envs import environment
+
+    framework = _descriptor_of(archive).get("framework")
+    entry = registry.entry(framework) if isinstance(framework, str) else None
+    # no framework edgeopt knows: verify itself says what is wrong with the archive
+    return environment(entry.runs_in, environ).python() if entry and entry.runs_in else sys.executable
+
+
+def _descriptor_of(archive: Path) -> dict:
+    """The archive's descriptor as it is ({} where there is none to read: verify says why)."""
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            descriptor = json.load(tar.extractfile(ARTIFACT_JSON))
+    except (OSError, tarfile.TarError, KeyError, TypeError, ValueError, AttributeError):
+        return {}
+    return descriptor if isinstance(descriptor, dict) else {}
 
 
 def verify_package(archive: Path, python: str = sys.executable, timeout_s: float = 300) -> list[str]:
@@ -200,14 +219,14 @@ def verify_package(archive: Path, python: str = sys.executable, timeout_s: float
 def _check_model(archive: Path, root: Path, descriptor: dict) -> None:
     """The model file itself, before anything loads it: a corrupt or hostile model is refused here."""
     from edgeopt.errors import ModelRejected
-    from edgeopt.model_checks import check_gguf, check_onnx, check_openvino_ir
+    from edgeopt.model_checks import check_gguf, check_onnx, check_openvino_ir, check_rknn
 
     model = descriptor.get("model") if isinstance(descriptor.get("model"), dict) else {}
     path, fmt = model.get("path"), model.get("format")
     if not isinstance(path, str):
         raise PackageError(f"{archive}: {ARTIFACT_JSON} names no model path")
     _check_member_name(path)
-    checks = {"onnx": check_onnx, "gguf": check_gguf, "openvino-ir": check_openvino_ir}
+    checks = {"onnx": check_onnx, "gguf": check_gguf, "openvino-ir": check_openvino_ir, "rknn": check_rknn}
     try:
         if fmt in checks and (root / path).is_file():
             checks[fmt](root / path)

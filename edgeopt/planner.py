@@ -38,6 +38,7 @@ class Step(_Frozen):
     needs_timing_data: bool = False
     needs_source: bool = False
     environments: tuple[str, ...] = ()  # edgeopt env names the pass runs code from when they are there
+    runs_in: str | None = None  # the backend environment whose interpreter runs the pass (None: edgeopt's own)
     cost: int = 1  # relative effort of the pass; the cheap-first search runs low costs first
     why: str = ""
 
@@ -68,6 +69,7 @@ class FigureSource(_Frozen):
     latency: Literal["measured-device", "instruction-count", "roofline"]
     accuracy: Literal["measured-device", "simulated", "measured-host"]
     why: str
+    simulator: str | None = None  # what simulates the accuracy when it is not emulation (a toolkit's simulator)
 
 
 class TargetEvaluation(_Frozen):
@@ -117,12 +119,15 @@ def plan(
 ) -> Plan:
     """`source_quantized`: what quantized form the source graph is in (edgeopt.quantized), if any."""
     task = manifest.model.task
-    framework, reason, rejected, searched = _choose_frameworks(target, task, recipes, registry, manifest)
+    framework, reason, rejected, searched = _choose_frameworks(target, task, recipes, registry, manifest, device)
     baseline_framework = _baseline_framework(searched, recipes, registry, manifest)
     gates = effective_policy(manifest.gates, gate_policies)
     # a gate of 1.0 or more allows no loss at all: the least drop NNCF can be asked for stands in for it
     drop = 1 - gates.accuracy_retained if gates.accuracy_retained else 0.01
     symbols = {"cores": target.cores, "accuracy_gate_drop": round(min(max(drop, 1e-4), 0.99), 6)}
+    npu = next((a for a in target.accelerators if a.kind == "npu" and a.platform), None)
+    if npu is not None:
+        symbols["npu_platform"] = npu.platform
     steps, skipped = _expand_steps(recipes, searched, baseline_framework, manifest, symbols, registry, target,
                                    source_quantized)
     baseline = next((s.id for s in steps if s.role == "baseline"), "source")
@@ -130,7 +135,7 @@ def plan(
     extras = tuple(registry.entry(name).install for name in adapters)
     missing = tuple(registry.entry(name).install for name in adapters if not registry.is_available(name))
     on_device = target.detected
-    evaluation = _target_evaluation(target, manifest, searched, baseline_framework, cores or {}, device)
+    evaluation = _target_evaluation(target, manifest, searched, baseline_framework, cores or {}, device, registry)
     notes = []
     if not on_device:
         notes.append(
@@ -165,18 +170,17 @@ def plan(
 
 
 def _target_evaluation(target: Target, manifest: Manifest, searched: list[str], baseline_framework: str,
-                       cores: dict, device: str | None = None) -> TargetEvaluation | None:
+                       cores: dict, device: str | None = None, registry: Registry | None = None,
+                       ) -> TargetEvaluation | None:
     """Per framework: where the target's latency and accuracy figures come from."""
     if target.detected:
         if device:
             raise PlanError(f"--device {device} times on a board: name the board's target (not {target.id})")
         return None
     if device:
-        from edgeopt.device import DEVICE_FRAMEWORKS
-
-        others = [f for f in dict.fromkeys([baseline_framework, *searched]) if f not in DEVICE_FRAMEWORKS]
+        others = [f for f in dict.fromkeys([baseline_framework, *searched]) if f not in _device_frameworks()]
         if others:
-            raise PlanError(f"--device times {', '.join(DEVICE_FRAMEWORKS)} models on the board; this plan also has "
+            raise PlanError(f"--device times {', '.join(_device_frameworks())} models on the board; this plan also has "
                             f"{', '.join(others)} (narrow search.frameworks, or build without --device)")
     from edgeopt.estimate.cores import core_for
 
@@ -185,8 +189,17 @@ def _target_evaluation(target: Target, manifest: Manifest, searched: list[str], 
     frameworks = list(dict.fromkeys([baseline_framework, *searched]))
     emulated = tuple(f for f in frameworks if f in EMULATABLE) if core is not None and samples > 0 else ()
     by_framework = {}
+    npu = next((a for a in target.accelerators if a.kind == "npu"), None)
     for name in frameworks:
-        if name in emulated:
+        entry = registry.entry(name) if registry is not None else None
+        if entry is not None and entry.engine == "npu" and npu is not None:
+            by_framework[name] = FigureSource(
+                latency="roofline", accuracy="simulated",
+                why=f"roofline of the graph on the {npu.name}'s published peak"
+                    + (f" ({npu.tops_int8:g} TOPS int8)" if npu.tops_int8 else "")
+                    + f"; this host has no NPU to time it; accuracy from {entry.title}'s simulator on the host",
+                simulator=f"{entry.title}'s simulator")
+        elif name in emulated:
             by_framework[name] = FigureSource(
                 latency="instruction-count", accuracy="simulated",
                 why=f"{name}'s aarch64 build runs under qemu-user as a {core.uarch}: instructions counted per inference "
@@ -209,8 +222,14 @@ def _target_evaluation(target: Target, manifest: Manifest, searched: list[str], 
     return TargetEvaluation(device=target.id, by_framework=by_framework, emulation=emulation, device_timing=device)
 
 
+def _device_frameworks() -> tuple[str, ...]:
+    from edgeopt.device import DEVICE_FRAMEWORKS
+
+    return DEVICE_FRAMEWORKS
+
+
 def _choose_frameworks(target: Target, task: str, recipes: dict[str, Recipe], registry: Registry,
-                       manifest: Manifest):
+                       manifest: Manifest, device: str | None = None):
     """The preferred framework, why, the rejected ones and why, and every framework to search."""
     chain = target.frameworks.chain
     wanted = manifest.search.frameworks
@@ -233,6 +252,9 @@ def _choose_frameworks(target: Target, task: str, recipes: dict[str, Recipe], re
             rejected.append(Rejected(framework=name, reason="no recipe for it in pipelines/"))
         elif wanted is not None and name not in wanted:
             rejected.append(Rejected(framework=name, reason="left out by the manifest's search.frameworks"))
+        elif device and name not in _device_frameworks():
+            rejected.append(Rejected(framework=name, reason=f"--device times {', '.join(_device_frameworks())} models "
+                                     f"on the board, not {name}'s (build without --device for its estimated figures)"))
         else:
             usable.append(name)
     if not usable:
@@ -341,12 +363,14 @@ def _expand_steps(recipes: dict[str, Recipe], searched: list[str], baseline_fram
                             f"pipelines/{recipe.framework}.yaml: {entry.id}: invalid config for {entry.pass_name}: "
                             + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
                         ) from None
+                    runs_in = registry.entry(entry.pass_name.partition(".")[0]).runs_in
                     steps.append(Step(
                         id=step_id, framework=framework, stage=stage.name, pass_name=entry.pass_name,
                         config=validated.model_dump(mode="json"), input=input_id, role=role,
                         needs_calibration=pass_class.calibrates(validated), needs_validation=pass_class.needs_validation,
                         needs_timing_data=pass_class.needs_timing_data, needs_source=pass_class.needs_source,
-                        environments=pass_class.environments(validated), cost=pass_class.cost, why=entry.why,
+                        environments=(*pass_class.environments(validated), *([runs_in] if runs_in else [])),
+                        runs_in=runs_in, cost=pass_class.cost, why=entry.why,
                     ))
                     previous = step_id
                     if source_quantized and (pass_class.restores_float
@@ -365,7 +389,8 @@ def _expand_steps(recipes: dict[str, Recipe], searched: list[str], baseline_fram
 
 def _resolve_symbol(value, symbols: dict):
     # Recipes may name facts known only at plan time: "cores" (the target's CPU cores),
-    # "accuracy_gate_drop" (the relative accuracy drop the gate allows).
+    # "accuracy_gate_drop" (the relative accuracy drop the gate allows), "npu_platform" (the toolchain's name for
+    # the target's NPU chip, e.g. rk3566).
     if isinstance(value, str) and value in symbols:
         return symbols[value]
     if isinstance(value, list):

@@ -108,7 +108,8 @@ def _provenance_statement(plan: Plan) -> str:
                    "roofline": "latency from a roofline estimate", "measured-device": "latency measured on the device"}
         accuracy = {"simulated": "accuracy simulated on the target's runtime build", "measured-host":
                     "accuracy as measured on the host", "measured-device": "accuracy measured on the device"}
-        parts.append(f"{framework}: {latency[source.latency]}, {accuracy[source.accuracy]}")
+        said = f"accuracy from {source.simulator}" if source.simulator else accuracy[source.accuracy]
+        parts.append(f"{framework}: {latency[source.latency]}, {said}")
     return (statement + " Gates and selection read the target's figures where the build has them ("
             + "; ".join(parts) + "); each gate says which figure it read.")
 

@@ -227,13 +227,18 @@ def _diagnosis_block(report: Report) -> str:
         return '<p class="muted">No candidate lost accuracy: nothing to diagnose.</p>'
     if diagnosis.get("error"):
         return f"<p>Diagnosis of {escape(diagnosis['candidate'])} failed: {escape(diagnosis['error'])}</p>"
-    rows = "".join(f"<tr><td>{escape(l['layer'])}</td><td>{l['cosine']:.4f}</td><td>{l['relative_error']:.4f}</td></tr>"
-                   for l in diagnosis["layers"])
+    rows = "".join(f"<tr><td>{escape(l['layer'])}</td><td>{l['cosine']:.4f}</td><td>{_number(l.get('relative_error'))}"
+                   "</td></tr>" for l in diagnosis["layers"])
+    by = f" ({escape(diagnosis['by'])})" if diagnosis.get("by") else ""
     return (f"<p><b>{escape(diagnosis['candidate'])}</b> kept the least accuracy "
             f"(retained {diagnosis['accuracy_retained']:.3f}). Its layer outputs against <b>{escape(diagnosis['reference'])}</b> "
-            f"on {diagnosis['samples']} evaluation samples, most divergent first ({diagnosis['compared_layers']} layers compared); "
+            f"on {diagnosis['samples']} sample(s){by}, most divergent first ({diagnosis['compared_layers']} layers compared); "
             "keeping the first of these in float (ignored scope, excluded nodes) is where to start.</p>"
             f"<table><tr><th>layer</th><th>cosine</th><th>relative error</th></tr>{rows}</table>")
+
+
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
 
 
 _NOTE_LABELS = {  # lineage notes worth a glance in the table; the full notes are in report.json

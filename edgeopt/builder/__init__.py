@@ -53,9 +53,10 @@ class Builder:
     def __init__(self, plan: Plan, manifest: Manifest, registry: Registry, out_dir: Path, runner: Runner,
                  timing_runner: Runner | None = None, progress: BuildProgress | None = None,
                  cache: BuildCache | None = None, emulation: EmulationSetup | None = None, calibration=None,
-                 env_keys: Mapping[str, str | None] | None = None):
+                 env_keys: Mapping[str, str | None] | None = None, interpreters: Mapping[str, str] | None = None):
         self.plan, self.manifest, self.registry = plan, manifest, registry
         self.env_keys = dict(env_keys or {})  # what is in each environment a step uses (None: not there)
+        self.interpreters = dict(interpreters or {})  # backend environment → its worker interpreter
         self.layout = OutputLayout(out_dir)
         self.runner, self.timing_runner = runner, timing_runner or runner
         self.progress = progress or NoProgress()
@@ -109,7 +110,7 @@ class Builder:
         m = self.manifest
         self.keys = CacheKeys(m, self.plan, self.registry, self.metric, data, self.layout.reference_outputs,
                               self.env_keys)
-        self.requests = Requests(m, self.registry, self.metric, data, self.layout)
+        self.requests = Requests(m, self.registry, self.metric, data, self.layout, self.interpreters)
         self.passes = PassStage(self.requests, self.keys, self.cache, self.runner, self.layout, self.progress)
         self.measurer = Measurer(m, self.requests, self.keys, self.cache, self.runner, self.timing_runner, self.progress)
         min_intervals = self.requests.llm().min_intervals if self.metric.computed_by_runtime else None
@@ -168,7 +169,7 @@ class Builder:
             fresh.append(item)
         items = [Item(m.id, m.artifact, m.baseline) for m in fresh]
         accuracy = self.measurer.accuracy(items)
-        timeable = [i for i in items if accuracy[i.id].ok]
+        timeable = [i for i in items if accuracy[i.id].ok and self._runtime(i.artifact).timed_on_host]
         timed = self.measurer.time(timeable, self.ledger.speedup_inconclusive) if timeable else {}
         emulated = {}
         if self.emulator is not None:
@@ -183,9 +184,12 @@ class Builder:
                     self._common(item, accuracy, timed), f"the target's runtime build could not run it (under "
                     f"emulation, as a {self.emulation.core.uarch}): {refused.error}")
             else:
+                simulated = not self._runtime(item.artifact).timed_on_host
                 record = self.ledger.measured(item.id, item.artifact, item.step, self._common(item, accuracy, timed),
                                               accuracy[item.id], timed.get(item.id, Timed()),
-                                              self._target(item, emulated.get(item.id)))
+                                              self._simulated_target(item) if simulated
+                                              else self._target(item, emulated.get(item.id)),
+                                              sources={"accuracy": "simulated"} if simulated else None)
             self.progress.step(item.id, "done" if record.status == "ok" else record.status, _summary(record))
 
     def _target(self, item: Made, emulated: Emulated | None):
@@ -210,6 +214,33 @@ class Builder:
         estimate = cpu_estimate(emulated.counts, self.cpu, runtime.size_bytes(item.artifact), threads,
                                 cache_dir / "mca" / f"{self.cpu.core.llvm_mca_cpu}.json")
         return lambda host: target_figures(self.plan.target.id, emulated, estimate, host)
+
+    def _runtime(self, artifact: ModelArtifact):
+        return self.registry.adapter(artifact.framework).runtime
+
+    def _simulated_target(self, item: Made):
+        """An NPU candidate's target figures: its accuracy as the toolkit's simulator gave it, its latency from the
+        NPU's published figures (never from this host, which has no NPU)."""
+        evaluation = self.plan.target_evaluation
+        if evaluation is None:
+            return None
+        runtime = self._runtime(item.artifact)
+        latency = self.roofline.figure(item.artifact, runtime, False) if self.roofline else None
+
+        def figures(host) -> TargetFigures:
+            versions = ", ".join(f"{k} {v}" for k, v in host.versions.items())
+            accuracy = Figure(value=host.score, unit="score", provenance="simulated",
+                              source=f"{versions} simulator on the whole evaluation set (the model rebuilt from its "
+                                     "recipe: the simulator runs only what the toolkit built in the same session)") \
+                if host.score is not None else None
+            memory = Figure(value=host.size_mb, unit="MB", provenance="estimated",
+                            source="the model the NPU loads (its .rknn file), compared with the baseline's model file: "
+                                   "the NPU process's peak RSS on the board is not measured") \
+                if host.size_mb is not None else None
+            return TargetFigures(device=evaluation.device, latency_ms=latency, accuracy=accuracy, memory_mb=memory,
+                                 execution_precision=item.artifact.precision)
+
+        return figures
 
     def _on_device(self, host, evaluation, emulated: Emulated | None) -> TargetFigures:
         rounds = host.timing.rounds if host.timing else 0

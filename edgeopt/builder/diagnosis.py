@@ -26,6 +26,9 @@ def diagnose(ledger: Ledger, baseline_step: str, registry: Registry, requests: R
     if worst.ratios.accuracy_retained >= 0.999:
         return None
     runtime = registry.adapter(worst.framework).runtime
+    recorded = runtime.recorded_diagnosis(ledger.artifacts[worst.id]) if isinstance(runtime, GraphRuntime) else None
+    if recorded is not None:  # the toolkit's own analysis, made when it built the candidate
+        return {"candidate": worst.id, "accuracy_retained": worst.ratios.accuracy_retained, **recorded}
     if not (isinstance(runtime, GraphRuntime) and runtime.supports_layer_outputs):
         return {"candidate": worst.id, "error": f"{worst.framework} does not expose intermediate outputs "
                 "(no per-layer diagnosis for this framework yet)"}

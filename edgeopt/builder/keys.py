@@ -41,6 +41,9 @@ class CacheKeys:
             if name:
                 status = self.registry.availability.get(name)
                 found[name] = status.version if status else None
+                entry = self.registry.entry(name)
+                if entry is not None and entry.runs_in:  # what else its environment holds counts as well
+                    found[f"{name} environment"] = self.env_keys.get(entry.runs_in)
         return found
 
     def model_key(self, artifact: ModelArtifact) -> dict:

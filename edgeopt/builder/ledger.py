@@ -55,7 +55,7 @@ class Ledger:
     # -- records ----------------------------------------------------------------------------------------
     def measured(self, record_id: str, artifact: ModelArtifact, step: Step | None, common: dict,
                  accuracy: Outcome, timed: Timed, target: Callable[[Measurements], TargetFigures | None] | None = None,
-                 ) -> CandidateRecord:
+                 sources: dict[str, str] | None = None) -> CandidateRecord:
         """A measured candidate (or the baseline), gated once on its final figures: the target's where the
         build has them (each gate says which figure it read), the host's otherwise."""
         if not accuracy.ok:
@@ -67,16 +67,17 @@ class Ledger:
                                    self.min_intervals)
         except TimingRefused as exc:
             return self._failed(common, "timing", str(exc))
-        figures = figures.model_copy(update={"sources": dict(self.sources)})
+        # `sources`: where this candidate's figures come from where it differs from the build's (a simulator's accuracy)
+        figures = figures.model_copy(update={"sources": {**self.sources, **(sources or {})}})
         if target is not None:
             figures = figures.model_copy(update={"target": target(figures)})
         record = CandidateRecord(**common, status="ok", metrics=figures)
         if record_id != "baseline" and self.baseline is not None and self.baseline.status == "ok":
             ratios = with_speedup(ratio_metrics(figures, self.baseline.metrics, self.metric), timed, self.speedup_margin)
             on_target = target_ratios(figures.target, self.baseline.metrics.target, self.metric)
-            decision, sources = decision_ratios(ratios, on_target, figures.target, self.sources)
+            decision, read = decision_ratios(ratios, on_target, figures.target, figures.sources)
             record = record.model_copy(update={"ratios": ratios, "target_ratios": on_target,
-                                               "gates": evaluate(decision, self.policy, sources)})
+                                               "gates": evaluate(decision, self.policy, read)})
         return self._keep(record)
 
     def close_baseline(self, timed: Timed) -> None:
@@ -140,7 +141,8 @@ def decision_ratios(host: Ratios, target: Ratios | None, figures: TargetFigures 
                     ) -> tuple[Ratios, dict[str, str]]:
     """The ratios the gates read, and where each came from: the target's latency and accuracy figures where
     the build has them, the measured ones otherwise (said so per gate, never silently). Memory is measured
-    where the timing ran: the host, or the board with --device."""
+    where the timing ran: the host, or the board with --device; an NPU candidate, timed nowhere, has it estimated
+    from its model file against the baseline's."""
     sources = {"accuracy_retained": measured["accuracy"], "speedup": measured["latency_ms"],
                "memory_cut": measured["peak_rss_mb"]}
     if target is None:
@@ -153,6 +155,10 @@ def decision_ratios(host: Ratios, target: Ratios | None, figures: TargetFigures 
         # an estimate has no sampling spread: its verdict is the value's, its error band is in the report
         update.update(speedup=target.speedup, speedup_ci=None, speedup_unreliable=None)
         sources["speedup"] = figures.latency_ms.provenance
+    if figures.memory_mb is not None and host.size_cut is not None:
+        # an NPU model's memory, estimated by its weights against the baseline's on the same basis (files)
+        update["peak_rss_cut"] = host.size_cut
+        sources["memory_cut"] = figures.memory_mb.provenance
     # timed on the board itself: the rounds' own speedup and interval are the device's
     return host.model_copy(update=update), sources
 

@@ -220,14 +220,15 @@ class RooflineEstimator:
                 roofline = decode_roofline(self.target, runtime.size_bytes(artifact))
                 work = f"{runtime.size_bytes(artifact) / 1e9:.2f} GB of weights read per token"
             else:
-                cost = self._cost(artifact)
+                cost = self._cost(artifact, runtime.engine)
                 if cost is None:
                     return None
-                engine, precision = "cpu", artifact.precision
+                engine, precision = runtime.engine, artifact.precision
                 threads = runtime.threads_on(artifact, self.target.cores) if isinstance(runtime, GraphRuntime) else None
                 roofline = graph_roofline(self.target, engine, cost, threads)
+                on = f"{threads} thread(s)" if engine == "cpu" else f"the {engine}"
                 work = (f"{cost.macs / 1e6:.1f} MMAC ({', '.join(f'{k} {v / 1e6:.1f}' for k, v in cost.macs_by_precision().items())}) "
-                        f"and {cost.bytes / 1e6:.1f} MB moved over {len(cost.nodes)} nodes, {threads} thread(s)")
+                        f"and {cost.bytes / 1e6:.1f} MB moved over {len(cost.nodes)} nodes, on {on}")
         except NoPeak:
             return None  # the catalog has no peak for this engine here: no estimate, said in the report
         family = RUNTIME_FAMILY.get(artifact.framework, artifact.framework)
@@ -248,8 +249,10 @@ class RooflineEstimator:
             self._timing_shapes = {k: v.shape for k, v in timed.feed(0, timed.count).items()}
         return self._timing_shapes
 
-    def _cost(self, artifact: ModelArtifact):
-        """The graph's cost; an OpenVINO IR is costed by the ONNX model it was converted from."""
+    def _cost(self, artifact: ModelArtifact, engine: str = "cpu"):
+        """The graph's cost; an OpenVINO IR or an .rknn is costed by the ONNX model it was converted from (an NPU
+        computes in the precision it was built for: fp32 layers run in fp16 there; a hybrid int8 model is costed
+        as int8 throughout, so its few fp16 layers are estimated a little fast)."""
         from edgeopt.estimate.graph import onnx_cost
 
         onnx_artifact = artifact if artifact.format == "onnx" else self._baseline_onnx()
@@ -265,9 +268,13 @@ class RooflineEstimator:
         if cost is None or artifact.format == "onnx":
             return cost
         group = "int8" if "int8" in artifact.precision and "weights" not in artifact.precision else None
+        if group is None and engine == "npu":
+            group = "fp16"
         if group is None:
             return cost
         from edgeopt.estimate.graph import GraphCost
 
-        return GraphCost(tuple(n.__class__(n.op, n.macs, n.elements, n.bytes, group if n.macs else n.precision)
+        # an NPU also moves its tensors at the precision it computes in (the float graph's bytes are fp32's)
+        scale = {"int8": 0.25, "fp16": 0.5}[group] if engine == "npu" else 1.0
+        return GraphCost(tuple(n.__class__(n.op, n.macs, n.elements, int(n.bytes * scale), group if n.macs else n.precision)
                                for n in cost.nodes))

@@ -134,6 +134,10 @@ class Runtime(ABC):
 
     framework: ClassVar[str]
     package_format: ClassVar[str]
+    engine: ClassVar[str] = "cpu"  # what computes on the device: "cpu", or "npu" (whose published peaks estimate it)
+    # the build host runs the model as the device would: False for an NPU runtime, whose host run is a simulator (its
+    # outputs are the simulated accuracy; a host timing of it would say nothing of the device, so none is taken)
+    timed_on_host: ClassVar[bool] = True
 
     @abstractmethod
     def versions(self) -> dict[str, str]:
@@ -198,6 +202,12 @@ class GraphRuntime(Runtime):
     def layer_outputs(self, artifact: ModelArtifact, samples: Samples) -> dict[str, np.ndarray]:
         """Every intermediate float output by layer name, samples first (only when supports_layer_outputs)."""
         raise NotImplementedError(f"{self.framework} does not expose intermediate outputs")
+
+    def recorded_diagnosis(self, artifact: ModelArtifact) -> dict | None:
+        """A per-layer analysis the framework's own toolkit made while building the candidate (kept in its
+        lineage), in the diagnosis' form: reference, samples, compared_layers, layers [{layer, cosine,
+        relative_error}]. None: edgeopt compares layer outputs itself (supports_layer_outputs)."""
+        return None
 
 
 class LlmRuntime(Runtime):

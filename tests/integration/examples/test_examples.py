@@ -1,6 +1,7 @@
 """The real examples, built end to end as a user would (slow: several minutes in all)."""
 
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -127,14 +128,19 @@ def test_fashion_mnist_trains_exports_and_builds(cli, tmp_path, runtime_only_pyt
 
 
 def assert_decided_on_the_board(report: dict, core: str) -> None:
-    """Every ONNX Runtime candidate has the board's estimated latency and simulated accuracy, and the gates
-    read those (each says so)."""
+    """Every ONNX Runtime candidate has the board's estimated latency (instructions counted under emulation) and
+    simulated accuracy, every RKNN one the NPU's estimated latency and the toolkit simulator's accuracy, and the
+    gates read those (each says so)."""
     assert report["plan"]["target_evaluation"]["emulation"]["core"] == core
     measured = [c for c in [report["baseline"], *report["candidates"]] if c["status"] == "ok"]
     for c in measured:
         target = c["metrics"]["target"]
         assert target["latency_ms"]["provenance"] == "estimated" and target["latency_ms"]["value"] > 0, c["id"]
-        assert target["accuracy"]["provenance"] == "simulated" and target["instructions"] > 0, c["id"]
+        assert target["accuracy"]["provenance"] == "simulated", c["id"]
+        if c["framework"] == "rknn":
+            assert "the npu" in target["latency_ms"]["source"] and "simulator" in target["accuracy"]["source"], c["id"]
+        else:
+            assert target["instructions"] > 0, c["id"]
         if c["id"] != "baseline":
             assert c["gates"]["speedup"]["provenance"] == "estimated"
             assert c["gates"]["accuracy_retained"]["provenance"] == "simulated"
@@ -253,6 +259,29 @@ def test_text_orientation_mobilenetv3_builds_and_ships_its_labels(cli, tmp_path)
     assert verified.status == ExitStatus.OK, verified.stderr
     assert "input: the packaged sample, image sample.png" in verified.stdout
     assert "top: upright (" in verified.stdout or "top: upside down (" in verified.stdout
+
+
+@pytest.mark.emulation
+@pytest.mark.rknn
+def test_text_orientation_for_an_orange_pi_3b_on_its_npu_and_its_cpu(cli, tmp_path, aarch64_env):
+    """The seed example of the Rockchip path: the MobileNetV3 built for the RK3566's NPU with RKNN (simulated
+    accuracy, published-figure latency) and for its Cortex-A55 cores with ONNX Runtime, side by side."""
+    pytest.importorskip("rapidocr_onnxruntime")
+    pytest.importorskip("PIL")
+    from edgeopt.envs import environment
+
+    status = environment("rknn", os.environ).status()
+    if not status.present:
+        pytest.skip(f"rknn environment: {status.detail}")  # a failure under EDGEOPT_REQUIRE_TOOLS=1 (CI)
+    report = build(cli, "text-orientation", tmp_path / "out", "--target", "rk3566", "--quiet")
+    assert report["plan"]["frameworks"][0] == "rknn" and "onnxruntime" in report["plan"]["frameworks"]
+    assert_decided_on_the_board(report, "cortex-a55")
+    by_id = {c["id"]: c for c in report["candidates"]}
+    for step in ("rknn-fp16", "rknn-int8"):
+        assert by_id[step]["status"] == "ok", by_id[step]["error"]
+        assert by_id[step]["target_ratios"]["accuracy_retained"] > 0.9
+    assert by_id["rknn-int8"]["lineage"][-1]["notes"]["input_sizes"] == {"x": [1, 3, 48, 192]}
+    assert any(c["framework"] == "onnxruntime" and c["status"] == "ok" for c in report["candidates"])
 
 
 @pytest.mark.emulation
