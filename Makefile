@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch is pinned in pyproject to the CPU wheel that lies on this machine's disk; never pull a CUDA build
 PIP := $(BIN)/python -m pip
 
-.PHONY: demo test test-fast venv system-deps aarch64-deps aarch64-env rknn-env llama-wheel llama-converter benchmark clean
+.PHONY: demo test test-fast venv system-deps aarch64-deps aarch64-env rknn-env olive-env llama-wheel llama-converter benchmark clean
 
 # llama-cpp-python has no wheel on PyPI: it is built once, portable (AVX2/FMA/F16C, no -march=native:
 # a native build on a host that advertises AMX died with SIGILL in generation), into a folder outside
@@ -42,6 +42,10 @@ aarch64-env: $(BIN)/python aarch64-deps
 rknn-env: $(BIN)/python
 	$(BIN)/edgeopt env create rknn
 
+# Microsoft's Olive (olive-ai) and the ONNX Runtime it runs on, in a venv of its own (~1.5 min, ~1.3 GB, once)
+olive-env: $(BIN)/python
+	$(BIN)/edgeopt env create olive
+
 venv: $(BIN)/python
 
 demo: $(BIN)/python
@@ -64,7 +68,7 @@ llama-converter: $(BIN)/python
 
 test: $(BIN)/python system-deps llama-wheel
 	$(PIP) install -q --find-links $(LLAMA_WHEELS) -e '.[onnx,hf,openvino,gguf,mlx,examples,examples-llm,ray,dev]'
-	$(MAKE) aarch64-env llama-converter rknn-env
+	$(MAKE) aarch64-env llama-converter rknn-env olive-env
 	EDGEOPT_REQUIRE_EMULATION=1 EDGEOPT_REQUIRE_TOOLS=1 $(BIN)/python -m pytest
 
 # the quick loop: everything except the full example builds

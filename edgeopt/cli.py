@@ -93,10 +93,10 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
     env = commands.add_parser("env", help="environments edgeopt runs parts of a build in (aarch64 emulation, llama.cpp's converter, "
-                                 "rknn-toolkit2)")
+                                 "rknn-toolkit2, Olive)")
     env_commands = env.add_subparsers(dest="env_command", parser_class=_Parser, required=True)
     create = env_commands.add_parser("create", help="make an environment (aarch64: arm64 userland, runtimes, plugin; llama.cpp: its HF → "
-                                     "GGUF converter; rknn: a venv with rknn-toolkit2 and its pins)")
+                                     "GGUF converter; rknn, olive: a venv with rknn-toolkit2 / olive-ai and its pins)")
     create.add_argument("name")
     create.add_argument("--force", action="store_true", help="make it again even if it is there")
     env_commands.add_parser("list", help="the environments and their state")

@@ -117,7 +117,7 @@ def default_registry() -> Registry:
             FrameworkEntry("mlx", "MLX (mlx-lm)", ("causal-lm",), "edgeopt.frameworks.mlx", "mlx"),
             FrameworkEntry("rknn", "RKNN-Toolkit2 (Rockchip NPU)", ("classification", "generic", "ocr", "regression"),
                            "edgeopt.frameworks.rknn", runs_in="rknn", distribution="rknn-toolkit2", engine="npu"),
-            FrameworkEntry("olive", "Olive (ONNX Runtime CUDA/TensorRT)", _GRAPH_TASKS, extra="olive",
-                           planned_in="a later issue"),
+            FrameworkEntry("olive", "Olive (ONNX Runtime CUDA/TensorRT)", _GRAPH_TASKS, "edgeopt.frameworks.olive",
+                           runs_in="olive", distribution="olive-ai"),
         )
     )

@@ -42,6 +42,7 @@ class BackendEnv(Environment):
 
     imports: ClassVar[tuple[str, ...]]  # what must import in it for it to count as made (checked by create)
     shown_packages: ClassVar[tuple[str, ...]] = ()  # the versions `env list` and the plan show
+    worker_environment: ClassVar[dict[str, str]] = {}  # set for every process of this interpreter (telemetry off)
 
     def _venv_python(self) -> Path:
         return self.path / "venv" / "bin" / "python"
@@ -60,7 +61,8 @@ class BackendEnv(Environment):
         wrapper = self.path / "bin" / "python"
         wrapper.parent.mkdir(exist_ok=True)
         script = (f"#!/bin/sh\n# the {self.name} environment's Python with edgeopt's code on the path (written by edgeopt)\n"
-                  f'PYTHONPATH="{code}${{PYTHONPATH:+:$PYTHONPATH}}" PYTHONNOUSERSITE=1 exec "{self._venv_python()}" "$@"\n')
+                  + "".join(f"{k}={v} " for k, v in sorted(self.worker_environment.items()))
+                  + f'PYTHONPATH="{code}${{PYTHONPATH:+:$PYTHONPATH}}" PYTHONNOUSERSITE=1 exec "{self._venv_python()}" "$@"\n')
         if not wrapper.exists() or wrapper.read_text() != script:
             wrapper.write_text(script)
             wrapper.chmod(0o755)

@@ -1,5 +1,6 @@
-"""The rknn branch without the toolkit: its pinned environment's requirements, the planner's choice for Rockchip
-boards (with and without the environment), the toolkit's analysis text, and a backend interpreter for jobs."""
+"""The frameworks that run in backend environments (rknn, olive), without their toolchains: the pinned requirements,
+the planner's choice for Rockchip boards and NVIDIA targets (with and without the environment), the toolkit's
+analysis text and file layout, Olive's run config, and a backend interpreter for jobs."""
 
 import json
 import sys
@@ -217,3 +218,56 @@ def test_a_truncated_or_foreign_rknn_file_is_refused(tmp_path, damage):
     path.write_bytes(damaged[damage])
     with pytest.raises(ModelRejected):
         check_rknn(path)
+
+
+def test_the_olive_requirements_pin_the_cpu_torch():
+    together, no_deps = requirement_groups(requirements_text("olive"))
+    assert "torch==2.13.0" in together and not no_deps  # olive-ai asks for an open torch: a CUDA build otherwise
+    assert any(line.startswith("olive-ai==") for line in together) and all("==" in line for line in together)
+
+
+def test_an_nvidia_target_plans_olive_workflows_first_in_the_olive_environment():
+    p = plan(manifest(), load_catalog().resolve("jetson-orin-nano"), load_recipes(), registry(True),
+             load_gate_policies())
+    assert p.framework == "olive" and p.frameworks == ("olive", "onnxruntime")
+    assert p.baseline_framework == "onnxruntime"  # Olive's outputs are ONNX models, measured by ONNX Runtime
+    olive = [s for s in p.steps if s.pass_name == "olive.workflow"]
+    assert [s.id for s in olive] == ["olive-peephole", "olive-int8-dynamic", "olive-fp16"]
+    assert all(s.runs_in == "olive" and s.config["execution_provider"] == "CPUExecutionProvider" for s in olive)
+
+
+def test_an_olive_run_config_chains_the_passes_on_one_local_system_without_search(tmp_path):
+    from pydantic import ValidationError
+
+    from edgeopt.frameworks.olive.workflow import WorkflowConfig, workflow_config
+
+    config = WorkflowConfig(passes=[{"type": "OnnxPeepholeOptimizer"}, {"type": "OnnxDynamicQuantization"}],
+                            execution_provider="CUDAExecutionProvider")
+    run = workflow_config(tmp_path / "m.onnx", config, tmp_path / "olive")
+    assert list(run["passes"]) == ["p0_onnxpeepholeoptimizer", "p1_onnxdynamicquantization"]
+    assert run["systems"]["local"]["accelerators"] == [{"device": "gpu", "execution_providers": ["CUDAExecutionProvider"]}]
+    assert run["input_model"] == {"type": "ONNXModel", "model_path": str(tmp_path / "m.onnx")}
+    assert "search_strategy" not in run and run["evaluate_input_model"] is False
+    with pytest.raises(ValidationError):
+        WorkflowConfig(passes=[{"config": {}}])  # an Olive pass names its type
+    with pytest.raises(ValidationError):
+        WorkflowConfig(passes=[])
+
+
+def test_the_olive_interpreter_runs_this_edgeopt_with_olives_telemetry_off(tmp_path):
+    """An environment laid out as `env create` leaves it (its venv's Python stood in for by this one)."""
+    import subprocess
+
+    from edgeopt.envs import environment
+
+    env = environment("olive", {"EDGEOPT_ENV_DIR": str(tmp_path)})
+    (env.path / "venv" / "bin").mkdir(parents=True)
+    (env.path / "venv" / "bin" / "python").symlink_to(sys.executable)
+    (env.path / "env.json").write_text(json.dumps({"name": "olive", "python": "3.11", "requirements":
+                                                   requirements_text("olive"), "packages": {}, "key": "k"}))
+    assert env.status().present
+    probe = "import os, edgeopt; print(os.environ['CI'], os.environ['OLIVE_DISABLE_TELEMETRY'], edgeopt.__file__)"
+    shown = subprocess.run([env.python(), "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    # olive-ai 0.13.0 sends a heartbeat before reading its opt-out variable: CI=1 is what stops it first
+    assert shown[:2] == ["1", "1"]
+    assert Path(shown[2]).resolve().parent == Path(__file__).resolve().parents[2] / "edgeopt"  # this edgeopt's code
