@@ -42,7 +42,7 @@ aarch64-env: $(BIN)/python aarch64-deps
 rknn-env: $(BIN)/python
 	$(BIN)/edgeopt env create rknn
 
-# Microsoft's Olive (olive-ai) and the ONNX Runtime it runs on, in a venv of its own (~1.5 min, ~1.3 GB, once)
+# Microsoft's Olive (olive-ai) and the ONNX Runtime it runs on, in a venv of its own (~1.5 min, ~1.5 GB, once)
 olive-env: $(BIN)/python
 	$(BIN)/edgeopt env create olive
 

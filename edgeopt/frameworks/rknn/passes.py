@@ -193,7 +193,7 @@ def _hybrid(folder: Path, recipe: dict, count: int) -> dict:
         plain.release()
     # both ends of a section must be tensors of the toolkit's own graph (it fuses some away): the analysis names them
     known = {r["layer"] for r in rows} | set(recipe["inputs"])
-    sections = {layer: ends for layer, ends in _onnx_sections(folder / SOURCE).items() if ends[0] in known}
+    sections = _onnx_sections(folder / SOURCE, known)
     ranked = sorted((r for r in rows if r["layer"] in sections), key=lambda r: r["cosine_single"])[:count]
     if not ranked:
         raise ValueError("the toolkit's analysis names no ONNX layer to keep in fp16")
@@ -215,10 +215,10 @@ def _analysis_text(rknn, folder: Path) -> str:
         shutil.rmtree(out, ignore_errors=True)
 
 
-def _onnx_sections(path: Path) -> dict[str, list[str]]:
-    """Each ONNX node output → the section the toolkit's custom_hybrid keeps in fp16, [its first input, the output]:
-    the node itself, and for a node without weights (an activation the toolkit fuses into the convolution before
-    it, which the analysis names by the activation's output) the weighted node before it as well."""
+def _onnx_sections(path: Path, known: set[str]) -> dict[str, list[str]]:
+    """Each ONNX node output the toolkit's graph has → the section its custom_hybrid keeps in fp16, [first input,
+    the output]: the node itself, back to the nearest tensor the toolkit's graph still has (it fuses some away, an
+    activation into the convolution before it among them), so a fused layer is kept in fp16 whole."""
     import onnx
 
     graph = onnx.load(str(path), load_external_data=False).graph
@@ -228,19 +228,18 @@ def _onnx_sections(path: Path) -> dict[str, list[str]]:
     def activation(node) -> str | None:
         return next((name for name in node.input if name and name not in weights), None)
 
-    def weighted(node) -> bool:
-        return any(name in weights for name in node.input)
-
     sections = {}
     for node in graph.node:
         start = activation(node)
-        if start is None:
+        for _ in range(len(graph.node)):  # a walk up the graph ends at a known tensor or the graph's inputs
+            if start is None or start in known or start not in producers:
+                break
+            start = activation(producers[start])
+        if start is None or start not in known:
             continue
-        before = producers.get(start)
-        if not weighted(node) and before is not None and weighted(before) and activation(before) is not None:
-            start = activation(before)
         for output in node.output:
-            sections[output] = [start, output]
+            if output in known:
+                sections[output] = [start, output]
     return sections
 
 
