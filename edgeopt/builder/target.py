@@ -240,7 +240,19 @@ class RooflineEstimator:
                  if fitted and fitted.error is not None else f"efficiency {efficiency:.2f} " +
                  (f"from {fitted.basis}" if fitted else "assumed: no published point for this class (uncalibrated)"))
         source = f"roofline on {self.target.id}'s published peaks: {work}; {basis}"
+        if not llm:
+            source += self._extrapolated(engine, cost.macs)
         return Figure(value=value, unit="ms", provenance="estimated", source=source, interval=band)
+
+    def _extrapolated(self, engine: str, macs: float) -> str:
+        """Said when the model is far outside the sizes of the published points its efficiency was fitted on: the
+        leave-one-out band does not cover that (a tiny model on an NPU is dominated by per-layer costs)."""
+        sizes = [p.gmacs * 1e9 for p in (self.calibration.fitted if self.calibration else [])
+                 if p.engine == engine and p.gmacs]
+        if not sizes or min(sizes) / 10 <= macs <= max(sizes) * 10:
+            return ""
+        return (f"; EXTRAPOLATED: {macs / 1e6:.1f} MMAC is far outside the published points' "
+                f"{min(sizes) / 1e9:.2f}–{max(sizes) / 1e9:.2f} GMAC, so the band above does not hold")
 
     def timing_shapes(self) -> dict:
         """The shapes the graph's cost is computed at: the timed batch's, read when a graph is first costed."""

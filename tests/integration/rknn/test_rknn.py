@@ -117,6 +117,8 @@ def test_rknn_candidates_are_built_and_judged_by_the_simulator(rknn_build):
         assert target["accuracy"]["provenance"] == "simulated" and "simulator" in target["accuracy"]["source"]
         # the host has no NPU: latency is the NPU's published figure, never a host timing
         assert target["latency_ms"]["provenance"] == "estimated" and "the npu" in target["latency_ms"]["source"]
+        # 0.5 MMAC, far below the published NPU points (0.3-4.35 GMAC): the estimate says it is extrapolated
+        assert "EXTRAPOLATED" in target["latency_ms"]["source"]
         assert candidate["metrics"]["sources"]["accuracy"] == "simulated"
         gates = candidate["gates"]
         assert gates["accuracy_retained"]["provenance"] == "simulated" and gates["accuracy_retained"]["value"] > 0.8
