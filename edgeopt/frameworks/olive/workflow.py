@@ -59,7 +59,9 @@ class Workflow(Pass):
 
         notes = {"olive": f"olive-ai {metadata.version('olive-ai')}", "passes": [p["type"] for p in config.passes],
                  "execution_provider": config.execution_provider, "config": "olive-config.json"}
-        return ModelArtifact(path=str(folder / files[0]), files=tuple(files[1:]) + ("olive-config.json",),
+        # olive-config.json stays beside the model for inspection, out of the artifact: it names this build's paths,
+        # and a package carries the model alone
+        return ModelArtifact(path=str(folder / files[0]), files=tuple(files[1:]),
                              format="onnx", framework="onnxruntime", precision=config.precision,
                              lineage=(*artifact.lineage, context.lineage("olive.workflow", config, notes)))
 

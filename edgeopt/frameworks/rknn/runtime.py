@@ -1,6 +1,6 @@
 """The RKNN runtime as the build host has it: rknn-toolkit2's simulator (accuracy, labelled simulated), never a
 timer. A board runs the .rknn with rknn-toolkit-lite2 (the package's run_example.py); the build's latency for an
-RKNN candidate comes from the board when one is attached, else from the NPU's published figures."""
+RKNN candidate comes from the NPU's published figures (--device does not time RKNN models on a board yet)."""
 
 from __future__ import annotations
 
