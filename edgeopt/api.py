@@ -76,18 +76,14 @@ def environment_states(the_plan: Plan, environ: Mapping[str, str]) -> dict[str, 
     return {name: environment(name, environ).status() for name in names}
 
 
-def backend_interpreters(the_plan: Plan, registry, environ: Mapping[str, str]) -> dict[str, str]:
-    """The worker interpreter of each backend environment a searched framework runs in, where it is made (a
-    missing one is in the plan's `missing`, and the build stops on it before any work)."""
+def backend_interpreters(the_plan: Plan, states: Mapping[str, EnvStatus], environ: Mapping[str, str]) -> dict[str, str]:
+    """The worker interpreter of each backend environment a step runs in (and the models it makes are measured in),
+    where it is made: `states` are environment_states' (a missing one is in the plan's `missing`, and the build
+    stops on it before any work)."""
     from edgeopt.envs import environment
 
-    names = {registry.entry(name).runs_in for name in (*the_plan.frameworks, the_plan.baseline_framework)}
-    found = {}
-    for name in sorted(n for n in names if n):
-        env = environment(name, environ)
-        if env.status().present:
-            found[name] = env.python()
-    return found
+    names = sorted({step.runs_in for step in the_plan.steps if step.runs_in})
+    return {name: environment(name, environ).python() for name in names if states[name].present}
 
 
 def _source_quantized(manifest: Manifest) -> str | None:
@@ -187,7 +183,7 @@ def build(manifest_path: str | Path, options: BuildOptions = BuildOptions()) -> 
         env_keys = {name: status.key if status.present else None for name, status in context.environments.items()}
         result = Builder(the_plan, manifest, context.registry, out_dir, runner, timing_runner, progress, cache,
                          emulation, _calibration(the_plan), env_keys,
-                         backend_interpreters(the_plan, context.registry, options.environ)).run()
+                         backend_interpreters(the_plan, context.environments, options.environ)).run()
     finally:
         runner.close()
     report = build_report(result, context.host.cpu_model, deployment_notes(manifest),

@@ -94,6 +94,11 @@ class Target(_Facts):
     def cores(self) -> int:
         return sum(c.cores for c in self.cpu.clusters)
 
+    @property
+    def npu(self) -> Accelerator | None:
+        """The NPU the board has built in (an optional add-on is not counted)."""
+        return next((a for a in self.accelerators if a.kind == "npu" and not a.optional), None)
+
 
 class Catalog(_Facts):
     targets: tuple[Target, ...]

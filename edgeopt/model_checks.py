@@ -206,17 +206,23 @@ _MIN_TENSOR_INFO = 8 + 1 + 4 + 8 + 4 + 8  # name length + 1 char, dims count, on
 _MIN_METADATA = 8 + 1 + 4 + 1  # key length + 1 char, value type, a one-byte value
 
 
+def _magic_header(path: Path, magic: bytes, length: int, kind: str, article: str) -> tuple[int, bytes]:
+    """(size, the first `length` bytes) of a binary model that must start with `magic` and hold a whole header."""
+    size = _regular_file(path, f"{kind} model")
+    with open(path, "rb") as f:
+        header = f.read(length)
+    if header[:len(magic)] != magic:
+        raise ModelRejected(f"{path}: not {article} {kind} file (starts with {quote(header[:len(magic)])}, not {magic!r})")
+    if len(header) < length:
+        raise ModelRejected(f"{path}: {size} bytes, shorter than {article} {kind} header ({length}): truncated")
+    return size, header
+
+
 def check_gguf(path: str | Path) -> None:
     """Refuse a file that is not GGUF (magic bytes), shorter than its header, of a version this edgeopt does
     not know, or declaring more tensors or metadata entries than its size could hold."""
     path = Path(path)
-    size = _regular_file(path, "GGUF model")
-    with open(path, "rb") as f:
-        header = f.read(GGUF_HEADER)
-    if header[:4] != GGUF_MAGIC:
-        raise ModelRejected(f"{path}: not a GGUF file (starts with {quote(header[:4])}, not b'GGUF')")
-    if len(header) < GGUF_HEADER:
-        raise ModelRejected(f"{path}: {size} bytes, shorter than a GGUF header ({GGUF_HEADER}): truncated")
+    size, header = _magic_header(path, GGUF_MAGIC, GGUF_HEADER, "GGUF", "a")
     (version,) = struct.unpack_from("<I", header, 4)
     if version not in GGUF_VERSIONS:
         raise ModelRejected(f"{path}: GGUF version {version}; this edgeopt reads versions "
@@ -230,7 +236,7 @@ def check_gguf(path: str | Path) -> None:
                             f"its {size:,} bytes can hold: truncated or corrupt")
 
 
-# -- OpenVINO IR ------------------------------------------------------------------------------------------------
+# -- RKNN -------------------------------------------------------------------------------------------------------
 RKNN_MAGIC = b"RKNN"
 RKNN_HEADER = 64  # magic, 4 reserved bytes, version (u64), the model section's length (u64), 40 more bytes
 
@@ -241,14 +247,9 @@ def check_rknn(path: str | Path) -> None:
     a u64 length and that many bytes of JSON that end the file). The toolkit's own load_rknn accepts a
     truncated file, so this is the check that catches one."""
     path = Path(path)
-    size = _regular_file(path, "RKNN model")
+    size, header = _magic_header(path, RKNN_MAGIC, RKNN_HEADER, "RKNN", "an")
+    (section,) = struct.unpack_from("<Q", header, 16)
     with open(path, "rb") as f:
-        header = f.read(RKNN_HEADER)
-        if header[:4] != RKNN_MAGIC:
-            raise ModelRejected(f"{path}: not an RKNN model (starts with {quote(header[:4])}, not b'RKNN')")
-        if len(header) < RKNN_HEADER:
-            raise ModelRejected(f"{path}: {size} bytes, shorter than an RKNN header ({RKNN_HEADER}): truncated")
-        (section,) = struct.unpack_from("<Q", header, 16)
         f.seek(RKNN_HEADER + section)
         length = f.read(8)
         first = f.read(1)
@@ -258,6 +259,7 @@ def check_rknn(path: str | Path) -> None:
                             "or corrupt")
 
 
+# -- OpenVINO IR ------------------------------------------------------------------------------------------------
 def check_openvino_ir(xml: str | Path) -> None:
     """Refuse an IR whose .xml is not well-formed XML, has a DTD or entities (XML bombs, external entities),
     is not an IR (<net>), or whose weights (.bin beside it) are missing or shorter than the .xml says."""

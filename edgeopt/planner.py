@@ -125,9 +125,8 @@ def plan(
     # a gate of 1.0 or more allows no loss at all: the least drop NNCF can be asked for stands in for it
     drop = 1 - gates.accuracy_retained if gates.accuracy_retained else 0.01
     symbols = {"cores": target.cores, "accuracy_gate_drop": round(min(max(drop, 1e-4), 0.99), 6)}
-    npu = next((a for a in target.accelerators if a.kind == "npu" and a.platform), None)
-    if npu is not None:
-        symbols["npu_platform"] = npu.platform
+    if target.npu is not None and target.npu.platform:
+        symbols["npu_platform"] = target.npu.platform
     steps, skipped = _expand_steps(recipes, searched, baseline_framework, manifest, symbols, registry, target,
                                    source_quantized)
     baseline = next((s.id for s in steps if s.role == "baseline"), "source")
@@ -189,7 +188,7 @@ def _target_evaluation(target: Target, manifest: Manifest, searched: list[str], 
     frameworks = list(dict.fromkeys([baseline_framework, *searched]))
     emulated = tuple(f for f in frameworks if f in EMULATABLE) if core is not None and samples > 0 else ()
     by_framework = {}
-    npu = next((a for a in target.accelerators if a.kind == "npu"), None)
+    npu = target.npu
     for name in frameworks:
         entry = registry.entry(name) if registry is not None else None
         if entry is not None and entry.engine == "npu" and npu is not None:

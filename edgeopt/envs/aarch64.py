@@ -80,24 +80,13 @@ class Aarch64Env(Environment):
         """A command that runs aarch64 CPython as `core` (a CoreProfile), with the runtimes and edgeopt."""
         self.require()
         prefix = self._prefix(core)
-        code = self.path / "py"
-        code.mkdir(exist_ok=True)
-        package = Path(__file__).resolve().parent.parent  # edgeopt/, not edgeopt/envs/
-        link = code / "edgeopt"
-        if not link.is_symlink() or link.resolve() != package:  # always this edgeopt, whichever is installed
-            link.unlink(missing_ok=True)
-            link.symlink_to(package)
-        wrapper = self.path / "bin" / f"python-{core.uarch}"
-        wrapper.parent.mkdir(exist_ok=True)
+        code = self._edgeopt_code()
         interpreter = json.loads((self.path / "env.json").read_text())["interpreter"]
         script = (f"#!/bin/sh\n# aarch64 CPython as a {core.uarch} under qemu-user (written by edgeopt)\n"
                   f'exec qemu-aarch64 -cpu {core.qemu_cpu} -L {prefix} $EDGEOPT_QEMU_ARGS -U PYTHONHOME '
                   f"-E PYTHONPATH={self.path / 'site'}:{code} -E PYTHONNOUSERSITE=1 -E PYTHONDONTWRITEBYTECODE=1 "
                   f'{self.path / "rootfs" / interpreter} "$@"\n')
-        if not wrapper.exists() or wrapper.read_text() != script:
-            wrapper.write_text(script)
-            wrapper.chmod(0o755)
-        return str(wrapper)
+        return self._wrapper(f"python-{core.uarch}", script)
 
     def plugin(self) -> Path:
         return self.path / "plugin" / "liba64count.so"

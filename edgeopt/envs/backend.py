@@ -51,22 +51,11 @@ class BackendEnv(Environment):
         """A command that runs this environment's Python with this edgeopt importable (the worker's interpreter);
         a PYTHONPATH of the caller's comes after edgeopt's code (the tests' network audit rides on it)."""
         self.require()
-        code = self.path / "py"
-        code.mkdir(exist_ok=True)
-        package = Path(__file__).resolve().parent.parent
-        link = code / "edgeopt"
-        if not link.is_symlink() or link.resolve() != package:  # always this edgeopt, whichever is installed
-            link.unlink(missing_ok=True)
-            link.symlink_to(package)
-        wrapper = self.path / "bin" / "python"
-        wrapper.parent.mkdir(exist_ok=True)
+        code = self._edgeopt_code()
         script = (f"#!/bin/sh\n# the {self.name} environment's Python with edgeopt's code on the path (written by edgeopt)\n"
                   + "".join(f"{k}={v} " for k, v in sorted(self.worker_environment.items()))
                   + f'PYTHONPATH="{code}${{PYTHONPATH:+:$PYTHONPATH}}" PYTHONNOUSERSITE=1 exec "{self._venv_python()}" "$@"\n')
-        if not wrapper.exists() or wrapper.read_text() != script:
-            wrapper.write_text(script)
-            wrapper.chmod(0o755)
-        return str(wrapper)
+        return self._wrapper("python", script)
 
     def status(self) -> EnvStatus:
         info = self._recorded()

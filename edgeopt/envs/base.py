@@ -65,6 +65,28 @@ class Environment(ABC):
     def remove(self) -> bool:
         return remove_folder(self.path)
 
+    # -- the worker's interpreter -----------------------------------------------------------------------
+    def _edgeopt_code(self) -> Path:
+        """py/, holding an `edgeopt` link to this edgeopt's package: what the environment's worker imports (always
+        this edgeopt, whichever is installed, so the two never drift apart)."""
+        code = self.path / "py"
+        code.mkdir(exist_ok=True)
+        package = Path(__file__).resolve().parent.parent  # edgeopt/, not edgeopt/envs/
+        link = code / "edgeopt"
+        if not link.is_symlink() or link.resolve() != package:
+            link.unlink(missing_ok=True)
+            link.symlink_to(package)
+        return code
+
+    def _wrapper(self, name: str, script: str) -> str:
+        """bin/NAME, an executable script written by edgeopt (rewritten only when it changes)."""
+        wrapper = self.path / "bin" / name
+        wrapper.parent.mkdir(exist_ok=True)
+        if not wrapper.exists() or wrapper.read_text() != script:
+            wrapper.write_text(script)
+            wrapper.chmod(0o755)
+        return str(wrapper)
+
 
 def env_root(environ: Mapping[str, str]) -> Path:
     if environ.get("EDGEOPT_ENV_DIR"):

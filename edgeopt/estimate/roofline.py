@@ -21,7 +21,7 @@ class NoPeak(ValueError):
 def peak_ops(target: Target, engine: Engine, precision: str, threads: int | None = None, npu_cores: int = 1) -> float:
     """Operations per second (a multiply-accumulate is two) of the engine at this precision."""
     if engine == "npu":
-        npu = next((a for a in target.accelerators if a.kind == "npu" and not a.optional), None)
+        npu = target.npu
         if npu is None or npu.tops_int8 is None:
             raise NoPeak(f"{target.id} has no NPU with a published int8 peak")
         per_core = npu.tops_int8 * 1e12 / npu.cores

@@ -56,13 +56,10 @@ class RknnRuntime(GraphRuntime):
     def model_digest(self, artifact: ModelArtifact) -> str:
         """The .rknn and the recipe it was built from: two exports of one build differ in their bytes (the
         toolkit writes build-time metadata), so the recipe and its inputs are what make two candidates the same."""
-        import hashlib
-
-        from edgeopt.hashing import file_digest
+        from edgeopt.hashing import file_digest, value_digest
 
         folder = Path(artifact.path).parent
-        parts = [file_digest(folder / name) for name in artifact.files]
-        return hashlib.sha256("".join(parts).encode()).hexdigest()
+        return value_digest([file_digest(folder / name) for name in artifact.files])
 
     def size_bytes(self, artifact: ModelArtifact) -> int:
         return Path(artifact.path).stat().st_size  # what the board loads; the recipe's files stay on the host

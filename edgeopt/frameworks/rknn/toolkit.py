@@ -21,7 +21,7 @@ MAX_OPSET = 19  # rknn-toolkit2 2.5.0: "Unsupport onnx opset 20, need <= 19!"
 
 
 class ToolkitFailed(RuntimeError):
-    """An rknn-toolkit2 call returned an error status; its own message is in the worker's log."""
+    """An rknn-toolkit2 call failed; its own messages are in the worker's log."""
 
 
 def rknn_api():
@@ -34,20 +34,16 @@ def toolkit_version() -> str:
     return metadata.version("rknn-toolkit2")
 
 
-def checked(status: int, call: str) -> None:
-    if status != 0:
-        raise ToolkitFailed(f"rknn-toolkit2 {call} failed (status {status}; its messages are in the worker's log)")
-
-
 def call(rknn, name: str, **kwargs) -> None:
-    """One toolkit call, checked. Some calls raise instead of returning a status, with the toolkit's traceback as
-    the message: its last line is the toolkit's own reason."""
+    """One toolkit call, checked: most return a status (0 is success), some raise with the toolkit's traceback as
+    the message, whose last line is the toolkit's own reason."""
     try:
         status = getattr(rknn, name)(**kwargs)
     except (ValueError, RuntimeError, KeyError) as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         raise ToolkitFailed(f"rknn-toolkit2 {name} failed: {lines[-1] if lines else type(exc).__name__}") from exc
-    checked(status, name)
+    if status != 0:
+        raise ToolkitFailed(f"rknn-toolkit2 {name} failed (status {status}; its messages are in the worker's log)")
 
 
 def built(folder: Path, recipe: dict):
