@@ -70,6 +70,7 @@ def run_pass(request: PassRequest) -> PassResult:
     context = PassContext(
         output_dir=Path(request.output_dir), step=request.step, task=request.task,
         calibration_data=Path(request.calibration_data) if request.calibration_data else None,
+        calibration_skip_tokens=request.calibration_skip_tokens,
         timing_data=Path(request.timing_data) if request.timing_data else None,
         source_path=Path(request.source_path) if request.source_path else None,
         validation=request.validation,

@@ -23,7 +23,10 @@ class PassContext:
     output_dir: Path
     step: str  # the plan step this pass makes; recorded in the lineage
     task: str = "generic"  # the manifest's model task (some passes pick presets by it)
-    calibration_data: Path | None = None  # .npz of model inputs, present when the pass needs_calibration
+    calibration_data: Path | None = None  # .npz of model inputs (a language model: text), when the pass calibrates
+    # leading tokens of a calibration text that the evaluation scores (a language model calibrates on its evaluation
+    # text when the manifest names no calibration data): what is fitted on the text starts after them
+    calibration_skip_tokens: int = 0
     timing_data: Path | None = None  # .npz of the batch the build times, present when the pass needs_timing_data
     source_path: Path | None = None  # the manifest's model, for passes that export it or read its config
     validation: Validation | None = None  # evaluation data, metric and reference outputs, when needs_validation

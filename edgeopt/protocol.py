@@ -63,6 +63,8 @@ class PassRequest(_Request):
     task: str = "generic"
     source_path: str | None = None
     calibration_data: str | None = None
+    calibration_skip_tokens: int = Field(default=0, ge=0, description="leading tokens of a calibration text that "
+                                         "the evaluation scores: not to be fitted on")
     timing_data: str | None = None
     validation: Validation | None = None
 

@@ -22,6 +22,9 @@ class BuildData:
     calibration: Path
     digests: dict
     notes: tuple[str, ...]
+    # a language model's calibration text is its evaluation text unless the manifest names one: the leading tokens
+    # the evaluation scores are then not to be fitted on
+    calibration_skip_tokens: int = 0
 
 
 def prepare_data(manifest: Manifest, layout: OutputLayout) -> BuildData:
@@ -72,13 +75,30 @@ def _checked(dataset: Dataset, manifest: Manifest, declared: list[DeclaredInput]
 
 
 def _text(manifest: Manifest) -> BuildData:
-    """Language models read the evaluation text themselves, with their own tokenizer."""
-    text = resolve_path(manifest.evaluation.data.path)
-    if not text.is_file():
-        raise ManifestError(manifest.name, "evaluation.data.path", f"{text} is not a text file")
+    """Language models read the evaluation text themselves, with their own tokenizer; what calibrates (an importance
+    matrix) reads the calibration text, or the evaluation text after the tokens the evaluation scores."""
+    text = _text_file(manifest.evaluation.data, manifest, "evaluation.data")
     spec = manifest.llm.model_dump(mode="json")
-    digests = {"eval": value_digest([path_digest(text), spec]), "timing": value_digest(spec), "calibration": None}
-    return BuildData(eval=text, timing=text, calibration=text, digests=digests, notes=())
+    if manifest.calibration.data is not None:
+        calibration, skip, notes = _text_file(manifest.calibration.data, manifest, "calibration.data"), 0, ()
+    else:
+        calibration, skip = text, manifest.llm.eval_tokens
+        notes = (f"calibrated on the evaluation text after the {skip} tokens it scores (the manifest names no "
+                 "calibration data)",)
+    digests = {"eval": value_digest([path_digest(text), spec]), "timing": value_digest(spec),
+               "calibration": value_digest([path_digest(calibration), skip])}
+    return BuildData(eval=text, timing=text, calibration=calibration, digests=digests, notes=notes,
+                     calibration_skip_tokens=skip)
+
+
+def _text_file(source, manifest: Manifest, where: str) -> Path:
+    if source.type != "text":
+        raise ManifestError(manifest.name, f"{where}.type", f"a language model reads text (type: text), got "
+                            f"{source.type!r}")
+    path = resolve_path(source.path)
+    if not path.is_file():
+        raise ManifestError(manifest.name, f"{where}.path", f"{path} is not a text file")
+    return path
 
 
 def source_artifact(manifest: Manifest, framework: str) -> ModelArtifact | None:

@@ -76,6 +76,7 @@ class Requests:
             output_dir=str(self.layout.model(step.id)), task=self.manifest.model.task,
             source_path=str(resolve_path(self.manifest.model.path)) if step.reads_source else None,
             calibration_data=str(self.data.calibration) if step.needs_calibration else None,
+            calibration_skip_tokens=self.data.calibration_skip_tokens if step.needs_calibration else 0,
             timing_data=str(self.data.timing) if step.needs_timing_data else None,
             validation=validation, **self._common)
         return Job(request, str(self.layout.work(step.id, "pass")), self.limits, python=self._python(framework))

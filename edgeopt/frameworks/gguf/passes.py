@@ -20,10 +20,11 @@ from edgeopt.frameworks.gguf.runtime import (
 )
 from edgeopt.passes import Pass, PassConfig, PassContext
 
-QuantType = Literal["F16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_0", "Q4_K_M", "Q4_0", "Q4_1"]
+QuantType = Literal["F16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_0", "Q4_K_M", "Q4_0", "Q4_1", "IQ4_NL", "IQ4_XS"]
 _EXPECTED = {  # the tensor types a file type is made of; anything else in a 2-D weight is a fallback
     "F16": {"F16"}, "Q8_0": {"Q8_0"}, "Q6_K": {"Q6_K"}, "Q5_K_M": {"Q5_K", "Q6_K"}, "Q5_0": {"Q5_0", "Q6_K", "Q8_0"},
     "Q4_K_M": {"Q4_K", "Q6_K"}, "Q4_0": {"Q4_0", "Q6_K", "Q8_0"}, "Q4_1": {"Q4_1", "Q6_K", "Q8_0"},
+    "IQ4_NL": {"IQ4_NL", "Q8_0"}, "IQ4_XS": {"IQ4_XS", "Q8_0"},
 }
 
 
@@ -31,29 +32,76 @@ class QuantizeConfig(PassConfig):
     type: QuantType = "Q4_K_M"
     leave_output_tensor: bool = False
     threads: int | None = Field(default=None, ge=1)
+    imatrix: bool = Field(default=False, description="weigh each weight's rounding error by how strongly the "
+                          "calibration text activates it (llama.cpp's importance matrix: llama-imatrix, then "
+                          "llama-quantize --imatrix, from `edgeopt env create llama.cpp`)")
+    imatrix_context: int = Field(default=512, ge=16, description="tokens per chunk llama-imatrix evaluates")
 
 
 class Quantize(Pass):
     name = "quantize"
     Config = QuantizeConfig
-    summary = "llama.cpp's quantizer (llama_model_quantize); re-quantizes quantized input when it must"
+    summary = ("llama.cpp's quantizer (llama_model_quantize, or llama-quantize with an importance matrix from the "
+               "calibration text); re-quantizes quantized input when it must")
+
+    @classmethod
+    def environments(cls, config: QuantizeConfig) -> tuple[str, ...]:
+        return ("llama.cpp",) if config.imatrix else ()
+
+    @classmethod
+    def calibrates(cls, config: QuantizeConfig) -> bool:
+        return config.imatrix
 
     def apply(self, config: QuantizeConfig, artifact: ModelArtifact, context: PassContext) -> ModelArtifact:
-        llama = llama_cpp()
         if artifact.format != "gguf":
             raise ValueError(f"gguf.quantize takes a GGUF model, got {artifact.format}")
         out = fresh_dir(context.output_dir) / MODEL_FILE
-        params = llama.llama_model_quantize_default_params()
-        params.ftype = getattr(llama, f"LLAMA_FTYPE_MOSTLY_{config.type}")
-        params.allow_requantize = artifact.precision not in ("f16", "f32", "F16", "F32")
-        params.quantize_output_tensor = not config.leave_output_tensor
-        params.nthread = config.threads or os.cpu_count() or 1
-        status = llama.llama_model_quantize(str(artifact.path).encode(), str(out).encode(), ctypes.byref(params))
-        if status != 0 or not out.exists():
-            raise RuntimeError(f"llama_model_quantize failed with status {status}")
+        source = Path(artifact.path)
+        requantize = artifact.precision not in ("f16", "f32", "F16", "F32")
+        threads = config.threads or os.cpu_count() or 1
+        if config.imatrix:
+            imatrix_notes = _quantize_with_imatrix(config, source, out, context, threads, requantize)
+        else:
+            imatrix_notes = None
+            _quantize(config, source, out, threads, requantize)
         notes = tensor_types(out, config.type)
-        notes["requantized_from"] = artifact.precision if params.allow_requantize else None
+        notes["requantized_from"] = artifact.precision if requantize else None
+        notes["imatrix"] = imatrix_notes
         return gguf_artifact(artifact, out, context, f"gguf.{self.name}", config, config.type, notes)
+
+
+def _quantize(config: QuantizeConfig, source: Path, out: Path, threads: int, requantize: bool) -> None:
+    llama = llama_cpp()
+    params = llama.llama_model_quantize_default_params()
+    params.ftype = getattr(llama, f"LLAMA_FTYPE_MOSTLY_{config.type}")
+    params.allow_requantize = requantize
+    params.quantize_output_tensor = not config.leave_output_tensor
+    params.nthread = threads
+    status = llama.llama_model_quantize(str(source).encode(), str(out).encode(), ctypes.byref(params))
+    if status != 0 or not out.exists():
+        raise RuntimeError(f"llama_model_quantize failed with status {status}")
+
+
+def _quantize_with_imatrix(config: QuantizeConfig, source: Path, out: Path, context: PassContext, threads: int,
+                           requantize: bool) -> dict:
+    """The importance matrix of `source` on the calibration text, kept beside the model, then the quantization
+    that reads it; what was fitted on, and how long it took."""
+    from edgeopt.envs import LLAMA_CPP, environment
+    from edgeopt.frameworks.gguf import imatrix
+
+    if context.calibration_data is None:
+        raise ValueError("an importance matrix needs calibration text, and the build gave the pass none")
+    env = environment(LLAMA_CPP, os.environ)
+    compute_tool, quantize_tool = env.tool("llama-imatrix"), env.tool("llama-quantize")
+    text = out.parent / "calibration.txt"
+    notes = imatrix.calibration_text(source, context.calibration_data, context.calibration_skip_tokens,
+                                     config.imatrix_context, text)
+    matrix = out.parent / imatrix.IMATRIX_FILE
+    notes["imatrix_seconds"] = round(imatrix.compute(compute_tool, source, text, matrix, config.imatrix_context,
+                                                     threads), 1)
+    text.unlink()
+    imatrix.quantize(quantize_tool, source, out, config.type, matrix, threads, requantize, config.leave_output_tensor)
+    return notes  # the matrix stays in the step's folder (not cached, not packaged: the file alone is the model)
 
 
 def tensor_types(path: Path, requested: str) -> dict:

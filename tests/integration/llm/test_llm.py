@@ -91,6 +91,42 @@ def test_gguf_build_writes_f16_quantizes_and_measures_perplexity_and_speed(cli, 
     assert k_quant["fallbacks"] > 0 and k_quant["fallback_tensors"][0]["row"] % 256 != 0
     assert by_id["gguf-q8_0"]["lineage"][-1]["notes"]["fallbacks"] == 0
     assert report["gate_policy"]["name"] == "llm"
+    _check_importance_matrix(by_id)
+
+
+def _llama_cpp_tools_ready() -> bool:
+    from edgeopt.envs import LLAMA_CPP, environment
+
+    ready = (environment(LLAMA_CPP, os.environ).path / "bin" / "llama-imatrix").is_file()
+    if not ready and os.environ.get("EDGEOPT_REQUIRE_TOOLS") == "1":
+        pytest.fail("llama.cpp's tools are required here (edgeopt env create llama.cpp)")
+    return ready
+
+
+def _check_importance_matrix(by_id: dict) -> None:
+    """The imatrix steps: fitted on the evaluation text past the 256 tokens perplexity scores, and the matrix changes
+    the file (a Q4_0 with it is not byte for byte the plain Q4_0)."""
+    steps = ("gguf-q4_k_m-imatrix", "gguf-q4_0-imatrix", "gguf-iq4_nl-imatrix")
+    if not _llama_cpp_tools_ready():
+        for step in steps:  # the candidate fails with the command that builds the tools; the build goes on
+            assert by_id[step]["status"] == "failed" and "edgeopt env create llama.cpp" in by_id[step]["error"]
+        return
+    for step in steps:
+        c = by_id[step]
+        assert c["status"] == "ok", c["error"]
+        fitted = c["lineage"][-1]["notes"]["imatrix"]
+        assert fitted["skipped_tokens"] == 256 and fitted["calibration_tokens"] >= 2 * fitted["context"]
+        assert c["metrics"]["accuracy"]["perplexity"] > 1
+    assert by_id["gguf-iq4_nl-imatrix"]["lineage"][-1]["notes"]["tensor_types"].get("IQ4_NL", 0) > 0
+    import numpy as np
+    from gguf import GGUFReader
+
+    plain, weighted = (GGUFReader(by_id[step]["model_path"]) for step in ("gguf-q4_0", "gguf-q4_0-imatrix"))
+    assert "quantize.imatrix.entries_count" in weighted.fields and "quantize.imatrix.entries_count" not in plain.fields
+    before = {t.name: t for t in plain.tensors if t.tensor_type.name == "Q4_0"}
+    changed = [t.name for t in weighted.tensors if t.name in before and t.tensor_type.name == "Q4_0"
+               and not np.array_equal(t.data, before[t.name].data)]
+    assert changed, "the importance matrix changed no Q4_0 weight"
 
 
 @pytest.mark.gguf
