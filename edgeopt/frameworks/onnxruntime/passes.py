@@ -254,6 +254,9 @@ class QuantizeStaticConfig(PassConfig):
     activation_type: Literal["uint8", "int8"] = "uint8"  # u8 activations with s8 weights: the fast x86 path
     exclude_nodes: list[str] = []
     samples: int | None = Field(default=None, ge=1, description="calibration samples; default: all given")
+    keep_float: int = Field(default=0, ge=0, description=(
+        "mixed precision: this many of the MatMul/Gemm/Conv nodes that int8 hurts most stay in float, ranked as "
+        "quantize_dynamic's keep_float ranks them"))
 
 
 class QuantizeStatic(Pass):
@@ -273,16 +276,20 @@ class QuantizeStatic(Pass):
         with _own_view(artifact) as own_path:
             model_path = _with_min_opset(own_path, 13, out_dir / "opset13.onnx")
             samples = _samples(context.calibration_data, model_path, config.samples)
-            self._quantize(config, model_path, out, samples)
+            kept = (_most_harmful(model_path, context.calibration_data, list(config.op_types or WEIGHTED_OPS),
+                                  config.keep_float, config.per_channel) if config.keep_float else [])
+            self._quantize(config, model_path, out, samples, kept)
         # the calibrator writes an augmented copy of the model; keep it out of the artifact folder
         for stray in [*out_dir.glob("*augmented*"), out_dir / "opset13.onnx"]:
             stray.unlink(missing_ok=True)
         counts = require_quantized(out, artifact.path, config.op_types or ["every quantizable op"])
+        if kept:
+            counts["kept_float"] = kept
         return derive(artifact, out, context, f"onnxruntime.{self.name}", config, precision="int8-static",
                       notes={"calibration_samples": len(samples), **counts})
 
     @staticmethod
-    def _quantize(config: QuantizeStaticConfig, model_path: str, out: Path, samples: list) -> None:
+    def _quantize(config: QuantizeStaticConfig, model_path: str, out: Path, samples: list, kept: list[str]) -> None:
         from onnxruntime.quantization import (
             CalibrationDataReader,
             CalibrationMethod,
@@ -307,7 +314,7 @@ class QuantizeStatic(Pass):
             per_channel=config.per_channel,
             activation_type=QuantType.QUInt8 if config.activation_type == "uint8" else QuantType.QInt8,
             weight_type=QuantType.QInt8,
-            nodes_to_exclude=list(config.exclude_nodes),
+            nodes_to_exclude=[*config.exclude_nodes, *kept],
             calibrate_method=method,
             calibration_providers=["CPUExecutionProvider"],
         )
@@ -383,6 +390,9 @@ def _most_harmful(float_path: str, calibration_data, op_types: list[str], count:
                 and n.input[1] in weights and n.op_type in op_types]
     if not weighted:
         return []
+    if count >= len(weighted):
+        raise NothingToDo(f"quantized no node: keeping {count} in float leaves none of the model's {len(weighted)} "
+                          f"{'/'.join(op_types)} nodes in int8")
     activations = OnnxRuntime().layer_outputs(ModelArtifact(path=float_path, framework="onnxruntime"),
                                               load_samples(calibration_data, SENSITIVITY_SAMPLES))
     # per-channel scales run along the output channels: a MatMul's last axis, a Conv's or Gemm's first

@@ -189,3 +189,45 @@ def test_a_quantizer_writes_nothing_beside_its_input(pass_name, mlp_project, tmp
     made = pass_class().apply(pass_class.Config(), artifact, context)
     assert Path(made.path).exists() and Path(made.path).parent == tmp_path / "out"
     assert (source.stat().st_mtime_ns, sorted(p.name for p in source.iterdir())) == before
+
+
+def _three_layers(path: Path) -> None:
+    """x → MatMul a → MatMul b → MatMul c, named; the input of b has one feature 80× the others (an outlier,
+    as after a GELU), so int8 steps sized to it crush the rest of that activation."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    wa = rng.normal(size=(16, 16)).astype(np.float32)
+    wa[:, 3] *= 80
+    weights = [numpy_helper.from_array(w, name) for name, w in
+               (("wa", wa), ("wb", rng.normal(size=(16, 16)).astype(np.float32)),
+                ("wc", rng.normal(size=(16, 4)).astype(np.float32)))]
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "wa"], ["ha"], name="a"), helper.make_node("MatMul", ["ha", "wb"], ["hb"], name="b"),
+         helper.make_node("MatMul", ["hb", "wc"], ["y"], name="c")],
+        "three", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], weights)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+@pytest.mark.parametrize("pass_name", ["quantize_dynamic", "quantize_static"])
+def test_mixed_precision_keeps_in_float_the_node_whose_input_has_outliers(pass_name, tmp_path):
+    import onnx
+
+    from edgeopt.artifact import ModelArtifact
+    from edgeopt.frameworks.onnxruntime.passes import QuantizeDynamic, QuantizeStatic
+    from edgeopt.passes import NothingToDo, PassContext
+
+    _three_layers(tmp_path / "model.onnx")
+    np.savez(tmp_path / "calib.npz", x=np.random.default_rng(1).normal(size=(16, 16)).astype(np.float32))
+    pass_class = {"quantize_dynamic": QuantizeDynamic, "quantize_static": QuantizeStatic}[pass_name]
+    artifact = ModelArtifact(path=str(tmp_path / "model.onnx"), format="onnx", framework="onnxruntime")
+    context = PassContext(output_dir=tmp_path / "out", step="q", calibration_data=tmp_path / "calib.npz")
+    made = pass_class().apply(pass_class.Config(keep_float=1), artifact, context)
+    assert made.lineage[-1].notes["kept_float"] == ["b"]
+    nodes = {n.name: n for n in onnx.load(made.path).graph.node}
+    assert nodes["b"].op_type == "MatMul" and "wb" in nodes["b"].input  # float weights, as given
+    assert "a" not in nodes or nodes["a"].op_type != "MatMul" or "wa" not in nodes["a"].input  # a was quantized
+    with pytest.raises(NothingToDo, match="quantized no node"):
+        pass_class().apply(pass_class.Config(keep_float=3), artifact, context)
