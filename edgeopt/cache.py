@@ -30,6 +30,7 @@ from edgeopt.hashing import files_digest, path_digest, value_digest
 
 CACHE_FORMAT = 1
 KINDS = ("passes", "measurements")
+COSTS = "costs"  # seconds each step's pass took on a model, by the model's digest: what cheap-first orders by
 USED = "used"  # touched inside an entry each time a build reads it: the entry's last use
 MAX_GB_ENV = "EDGEOPT_CACHE_MAX_GB"
 STALE_STAGING_S = 24 * 3600  # a staging folder this old was left by a killed build
@@ -119,6 +120,33 @@ class BuildCache:
         if self.enabled:
             self._commit("passes", key, lambda staging: (staging / "entry.json").write_text(
                 json.dumps({"nothing_to_do": why})))
+
+    # -- pass costs: a hint for ordering the search, never a result ----------------------------------------
+    def pass_costs(self, model: str) -> dict[str, float]:
+        """Seconds each step's pass took on this model in earlier builds ({} when none ran, or caching is off)."""
+        if not self.enabled:
+            return {}
+        try:
+            found = json.loads((self.root / COSTS / f"{model}.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return {str(step): float(s) for step, s in found.items() if isinstance(s, (int, float))} \
+            if isinstance(found, dict) else {}
+
+    def record_pass_costs(self, model: str, seconds: Mapping[str, float]) -> None:
+        """Merged into what earlier builds recorded and renamed into place whole; two builds at once may lose
+        one's figures (they only order a later search), and a cache that cannot be written keeps none."""
+        if not self.enabled or not seconds:
+            return
+        folder = self.root / COSTS
+        merged = {**self.pass_costs(model), **{step: round(s, 3) for step, s in seconds.items()}}
+        staging = folder / f".staging-{model}-{uuid.uuid4().hex[:8]}"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            staging.write_text(json.dumps(merged, sort_keys=True))
+            os.replace(staging, folder / f"{model}.json")
+        except OSError:
+            staging.unlink(missing_ok=True)
 
     # -- measurements ---------------------------------------------------------------------------------
     def get_measurement(self, key: str, files_to: dict[str, Path] | None = None) -> dict | None:
@@ -317,7 +345,7 @@ def prune(root: Path, max_bytes: int, keep: set[Path] | frozenset = frozenset())
 def clear(root: Path) -> dict:
     """Remove every entry (and every leftover); the cache folder itself stays."""
     result = prune(root, 0)
-    for kind in KINDS:  # the shards, now empty, and anything else edgeopt put there
+    for kind in (*KINDS, COSTS):  # the shards, now empty, and anything else edgeopt put there
         shutil.rmtree(Path(root) / kind, ignore_errors=True)
     return result
 

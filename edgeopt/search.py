@@ -5,7 +5,7 @@ tells it what happened."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from edgeopt.candidates import CandidateRecord
 from edgeopt.planner import Plan, Step
@@ -13,23 +13,45 @@ from edgeopt.planner import Plan, Step
 STAGES = ("convert", "quantize", "accelerate")
 
 
-def ordered_steps(plan: Plan) -> list[Step]:
+def ordered_steps(plan: Plan, measured_s: Mapping[str, float] | None = None) -> list[Step]:
     """Exhaustive search keeps the recipe order; cheap-first runs the cheapest passes of each stage first,
-    so that a candidate passing every gate is found before the costly calibrated ones are tried."""
+    so that a candidate passing every gate is found before the costly calibrated ones are tried. Cheapest by
+    the seconds each pass took on this model in earlier builds (`measured_s`) where every step of the stage
+    has run before; otherwise by the passes' declared costs, measured seconds breaking ties."""
     steps = list(plan.steps)
     if plan.search.strategy == "exhaustive":
         return steps
+    measured_s = measured_s or {}
     position = {s.id: i for i, s in enumerate(steps)}
-    return sorted(steps, key=lambda s: (s.role != "baseline", STAGES.index(s.stage), s.cost, position[s.id]))
+    measured_stages = {stage for stage in STAGES
+                       if all(s.id in measured_s for s in steps if s.stage == stage and s.role != "baseline")}
+
+    def cost(s: Step) -> tuple[float, float]:
+        seconds = measured_s.get(s.id, float("inf"))
+        return (seconds, 0) if s.stage in measured_stages else (s.cost, seconds)
+
+    return sorted(steps, key=lambda s: (s.role != "baseline", STAGES.index(s.stage), cost(s), position[s.id]))
+
+
+def order_basis(plan: Plan, measured_s: Mapping[str, float]) -> str:
+    """How ordered_steps ordered this plan, in words for the report."""
+    if plan.search.strategy == "exhaustive":
+        return "the recipes' order"
+    known = sum(s.id in measured_s for s in plan.steps if s.role != "baseline")
+    total = sum(s.role != "baseline" for s in plan.steps)
+    return (f"cheapest first: the seconds each pass took on this model in earlier builds ({known} of {total} steps "
+            "known), else the passes' declared costs")
 
 
 class Scheduler:
     """Hands out batches of steps whose inputs exist; records what it never ran, and why."""
 
-    def __init__(self, plan: Plan, parallelism: int, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, plan: Plan, parallelism: int, clock: Callable[[], float] = time.monotonic,
+                 measured_s: Mapping[str, float] | None = None):
         self.spec = plan.search
         self.parallelism = max(1, parallelism)
-        self.pending: list[Step] = ordered_steps(plan)
+        self.pending: list[Step] = ordered_steps(plan, measured_s)
+        self.order = order_basis(plan, measured_s or {})
         self.started_candidates = 0
         self.stop_reason: str | None = None
         self.not_run: list[tuple[Step, str, str]] = []  # (step, "skipped", why)
@@ -106,7 +128,7 @@ class Scheduler:
 
     def summary(self, runner_name: str) -> dict:
         return {"strategy": self.spec.strategy, "executor": runner_name, "parallelism": self.parallelism,
-                "candidates_started": self.started_candidates, "stopped": self.stop_reason,
+                "candidates_started": self.started_candidates, "stopped": self.stop_reason, "order": self.order,
                 "timing": "in rounds, one window at a time, on the machine running the build: each round times the "
                           "baseline and a batch's candidates in a shuffled order; passes and accuracy runs may overlap"}
 

@@ -73,7 +73,8 @@ class Builder:
         self.progress.message("preparing evaluation and calibration data")
         data = prepare_data(self.manifest, self.layout)
         self._assemble(data)
-        scheduler = Scheduler(self.plan, self.runner.parallelism)
+        scheduler = Scheduler(self.plan, self.runner.parallelism,
+                              measured_s=self.cache.pass_costs(self.keys.source_model()))
         try:
             source = source_artifact(self.manifest, self.plan.baseline_framework)
             if source is not None:
@@ -145,6 +146,8 @@ class Builder:
 
     def _run(self, batch: list[Step]) -> None:
         made, not_made = self.passes.run(batch, self._input_for)
+        self.cache.record_pass_costs(self.keys.source_model(), {m.step.id: m.seconds for m in made
+                                                                if m.step is not None and m.seconds is not None})
         for failure in not_made:
             self.ledger.not_run(failure.step, failure.status, failure.error, failure.input_id, failure.detail)
         self._measure(made)

@@ -34,6 +34,7 @@ class CacheKeys:
         self.manifest, self.plan, self.registry, self.metric = manifest, plan, registry, metric
         self.data, self.reference_outputs = data, reference_outputs
         self.env_keys = dict(env_keys or {})
+        self._source_model: str | None = None
 
     def versions(self, *frameworks: str | None) -> dict:
         found = {}
@@ -64,12 +65,18 @@ class CacheKeys:
         return {"eval": self.data.digests["eval"], "metric": self.manifest.evaluation.metric.model_dump(mode="json"),
                 "reference": self._reference(False), "hooks": self.hooks()}
 
+    def source_model(self) -> str:
+        """The manifest's model by its bytes: what the seconds its passes took are filed under."""
+        if self._source_model is None:
+            self._source_model = path_digest(resolve_path(self.manifest.model.path))
+        return self._source_model
+
     def pass_key(self, step: Step, artifact: ModelArtifact | None) -> str:
         framework = step.pass_name.partition(".")[0]
         return make_key(
             "pass", edgeopt=__version__, pass_name=step.pass_name, config=step.config,
             input=self.model_key(artifact) if artifact else None,
-            source=path_digest(resolve_path(self.manifest.model.path)) if step.reads_source else None,
+            source=self.source_model() if step.reads_source else None,
             calibration=self.data.digests["calibration"] if step.needs_calibration else None,
             validation=self.validation() if step.needs_validation else None,
             versions=self.versions(framework, artifact.framework if artifact else None),

@@ -110,3 +110,19 @@ def test_candidates_new_to_a_cached_build_are_timed_beside_the_baseline_again(pr
 def test_an_adapter_that_breaks_the_contract_stops_the_build_as_an_internal_error(project):
     with pytest.raises(WorkerBug, match="internal error in an edgeopt worker"):
         build(project, module="tests.unit.toy_broken")
+
+
+def test_cheap_first_runs_first_the_pass_that_was_quickest_on_this_model_in_earlier_builds(project, tmp_path):
+    import json
+
+    cache = tmp_path / "cache"
+    build(project, "a", cache)
+    recorded = list((cache / "costs").glob("*.json"))
+    assert len(recorded) == 1 and {"import", "again", "int8", "int2"} <= set(json.loads(recorded[0].read_text()))
+    # as if int2's pass had taken a fraction of int8's: the cheap-first search now tries int2 first, which keeps
+    # too little accuracy, so int8 runs as well (declared costs alone put int8 first and stop there: see above)
+    recorded[0].write_text(json.dumps({"int8": 5.0, "int2": 0.01}))
+    result = build(project, "b", cache, search={"strategy": "cheap-first"})
+    records = by_id(result)
+    assert records["int2"].status == "ok" and records["int8"].passed_all_gates
+    assert "2 of" in result.search["order"] and "cheap-first" in result.search["stopped"]
