@@ -98,12 +98,18 @@ def onnx_cost(path: str | Path, input_shapes: dict[str, tuple[int, ...]]) -> Gra
         out = node.output[0] if node.output else ""
         macs = _macs(node, shapes, size)
         precision = ("int8" if node.op_type in _INT8_OPS or any(i in dequantized for i in node.input[:2])
-                     else "fp16" if types.get(out) == 10 else "fp32")
+                     or _int8_compute(node) else "fp16" if types.get(out) == 10 else "fp32")
         moved = sum(nbytes(i) for i in node.input if i) + sum(nbytes(o) for o in node.output if o)
         if node.op_type in ("QuantizeLinear", "DequantizeLinear") and any(i in initializers for i in node.input[:1]):
             moved = 0  # constant folding turns weight dequantization into int8 weights read by the consumer
         nodes.append(NodeCost(node.op_type, macs, 0 if macs else size(out), moved, precision))
     return GraphCost(tuple(nodes))
+
+
+def _int8_compute(node) -> bool:
+    """A weight-only MatMulNBits computes in int8 at accuracy level 4 (activations quantized on the fly), else in
+    float with its 4/8-bit weights widened."""
+    return node.op_type == "MatMulNBits" and any(a.name == "accuracy_level" and a.i == 4 for a in node.attribute)
 
 
 def _topological(graph) -> None:
@@ -136,7 +142,7 @@ def _macs(node, shapes: dict, size) -> int:
         per_output = int(np.prod(weight[1:])) if op != "ConvTranspose" else int(np.prod(weight[2:])) * weight[0] // group
         return int(np.prod(out)) * per_output
     if op in ("MatMul", "MatMulInteger", "QLinearMatMul", "DynamicQuantizeMatMul", "FusedMatMul",
-              "MatMulIntegerToFloat", "Gemm", "QGemm"):
+              "MatMulIntegerToFloat", "Gemm", "QGemm", "MatMulNBits"):
         a = shapes.get(node.input[0])
         if not a:
             return 0

@@ -320,6 +320,67 @@ class QuantizeStatic(Pass):
         )
 
 
+class QuantizeWeightsConfig(PassConfig):
+    bits: Literal[4, 8] = 4
+    block_size: Literal[16, 32, 64, 128, 256] = Field(
+        default=32, description="weights share a scale per block of this many along the reduced axis")
+    symmetric: bool = True
+    accuracy_level: Literal[0, 1, 2, 3, 4] = Field(
+        default=4, description="what the kernel computes in: 4 quantizes activations to int8 on the fly (the fast "
+        "x86/ARM path), 1 keeps fp32 activations; 0 lets the runtime choose")
+    exclude_nodes: list[str] = []
+
+
+class QuantizeWeights(Pass):
+    name = "quantize_weights"
+    lowers_precision = True
+    Config = QuantizeWeightsConfig
+    summary = "weight-only int4/int8 MatMul (MatMulNBits): block-quantized weights, float activations between"
+
+    def apply(self, config: QuantizeWeightsConfig, artifact: ModelArtifact, context: PassContext) -> ModelArtifact:
+        ort()
+        import onnx
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+        out = fresh_dir(context.output_dir) / MODEL_FILE
+        with _own_view(artifact) as model_path:
+            quantizer = MatMulNBitsQuantizer(
+                onnx.load(model_path), bits=config.bits, block_size=config.block_size,
+                is_symmetric=config.symmetric, accuracy_level=config.accuracy_level or None,
+                nodes_to_exclude=list(config.exclude_nodes))
+            quantizer.process()
+            onnx.save(quantizer.model.model, str(out))
+        counts = require_quantized(out, artifact.path, ["MatMul"])
+        return derive(artifact, out, context, f"onnxruntime.{self.name}", config,
+                      precision=f"int{config.bits}-weights", notes=counts)
+
+
+class ExternalWeightsConfig(PassConfig):
+    min_bytes: int = Field(default=1024, ge=0, description="initializers at least this large move to the data file")
+
+
+class ExternalWeights(Pass):
+    name = "external_weights"
+    Config = ExternalWeightsConfig
+    summary = ("the weights in a data file beside the model, which ONNX Runtime maps into memory rather than "
+               "parsing them out of the model and copying them: less peak memory while a session loads")
+
+    def apply(self, config: ExternalWeightsConfig, artifact: ModelArtifact, context: PassContext) -> ModelArtifact:
+        import onnx
+
+        if artifact.files:
+            raise NothingToDo(f"the weights already lie beside the model ({', '.join(artifact.files)})")
+        out = fresh_dir(context.output_dir) / MODEL_FILE
+        data = f"{MODEL_FILE}.data"
+        onnx.save(onnx.load(artifact.path), str(out), save_as_external_data=True, all_tensors_to_one_file=True,
+                  location=data, size_threshold=config.min_bytes)
+        if not (out.parent / data).exists():
+            raise NothingToDo(f"no initializer of {config.min_bytes} bytes or more to move out of the model")
+        made = derive(artifact, out, context, f"onnxruntime.{self.name}", config,
+                      notes={"data_file_bytes": (out.parent / data).stat().st_size})
+        return made.model_copy(update={"files": (data,)})
+
+
 class Fp16Config(PassConfig):
     keep_io_types: bool = Field(default=True, description="inputs and outputs stay float32 for the caller")
     op_block_list: list[str] = []
@@ -461,4 +522,4 @@ def require_quantized(out: Path, source: str, op_types) -> dict:
 
 
 PASSES = {p.name: p for p in (Optimize, TransformerOptimize, FixShapes, Dequantize, QuantizeDynamic, QuantizeStatic,
-                                   Fp16, Session)}
+                                   QuantizeWeights, ExternalWeights, Fp16, Session)}

@@ -231,3 +231,46 @@ def test_mixed_precision_keeps_in_float_the_node_whose_input_has_outliers(pass_n
     assert "a" not in nodes or nodes["a"].op_type != "MatMul" or "wa" not in nodes["a"].input  # a was quantized
     with pytest.raises(NothingToDo, match="quantized no node"):
         pass_class().apply(pass_class.Config(keep_float=3), artifact, context)
+
+
+def test_weight_only_quantization_packs_matmul_weights_into_blocks_and_keeps_the_outputs(tmp_path):
+    import onnx
+
+    from edgeopt.artifact import ModelArtifact
+    from edgeopt.frameworks.onnxruntime.passes import QuantizeWeights
+    from edgeopt.passes import PassContext
+
+    _three_layers(tmp_path / "model.onnx")
+    artifact = ModelArtifact(path=str(tmp_path / "model.onnx"), format="onnx", framework="onnxruntime")
+    x = {"x": np.random.default_rng(2).normal(size=(1, 16)).astype(np.float32)}
+    expected = onnxruntime.InferenceSession(artifact.path).run(None, x)[0]
+    for bits, floor in ((8, 0.999), (4, 0.98)):  # activations go int8 in the kernel too (accuracy level 4)
+        config = QuantizeWeights.Config(bits=bits, block_size=16, exclude_nodes=["c"])
+        made = QuantizeWeights().apply(config, artifact, PassContext(output_dir=tmp_path / f"int{bits}", step="w"))
+        ops = {n.name: n.op_type for n in onnx.load(made.path).graph.node}
+        assert sorted(ops.values()).count("MatMulNBits") == 2 and ops["c"] == "MatMul", ops  # c excluded
+        assert made.precision == f"int{bits}-weights"
+        got = onnxruntime.InferenceSession(made.path).run(None, x)[0]
+        cosine = float((got * expected).sum() / np.linalg.norm(got) / np.linalg.norm(expected))
+        assert cosine >= floor, (bits, cosine, got, expected)
+
+
+def test_external_weights_move_to_a_data_file_the_runtime_reads_with_the_same_outputs(tmp_path):
+    from edgeopt.artifact import ModelArtifact
+    from edgeopt.frameworks.onnxruntime.passes import ExternalWeights
+    from edgeopt.passes import NothingToDo, PassContext
+
+    _three_layers(tmp_path / "model.onnx")
+    artifact = ModelArtifact(path=str(tmp_path / "model.onnx"), format="onnx", framework="onnxruntime",
+                             runtime_config={"enable_mem_arena": False})
+    made = ExternalWeights().apply(ExternalWeights.Config(), artifact, PassContext(output_dir=tmp_path / "a", step="m"))
+    data = Path(made.path).parent / made.files[0]
+    # wa and wb (16x16 floats, 1 KB each) move out; wc (256 bytes) stays in the model
+    assert made.lineage[-1].notes["data_file_bytes"] == data.stat().st_size == 2 * 16 * 16 * 4
+    assert made.runtime_config == {"enable_mem_arena": False}  # the settings it was given travel on
+    assert Path(made.path).stat().st_size < (tmp_path / "model.onnx").stat().st_size - 1800  # + references
+    x = {"x": np.random.default_rng(3).normal(size=(1, 16)).astype(np.float32)}
+    run = lambda path: onnxruntime.InferenceSession(path).run(None, x)[0]  # noqa: E731
+    np.testing.assert_array_equal(run(made.path), run(artifact.path))
+    with pytest.raises(NothingToDo, match="already lie beside"):
+        ExternalWeights().apply(ExternalWeights.Config(), made, PassContext(output_dir=tmp_path / "b", step="m"))
