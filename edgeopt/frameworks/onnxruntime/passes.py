@@ -335,7 +335,7 @@ class QuantizeWeights(Pass):
     name = "quantize_weights"
     lowers_precision = True
     Config = QuantizeWeightsConfig
-    summary = "weight-only int4/int8 MatMul (MatMulNBits): block-quantized weights, float activations between"
+    summary = "weight-only int4/int8 MatMul (MatMulNBits): block-quantized weights, float tensors between MatMuls"
 
     def apply(self, config: QuantizeWeightsConfig, artifact: ModelArtifact, context: PassContext) -> ModelArtifact:
         ort()
