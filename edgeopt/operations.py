@@ -74,6 +74,7 @@ def run_pass(request: PassRequest) -> PassResult:
         timing_data=Path(request.timing_data) if request.timing_data else None,
         source_path=Path(request.source_path) if request.source_path else None,
         validation=request.validation,
+        shared_dir=Path(request.shared_dir) if request.shared_dir else None,
     )
     started = time.perf_counter()
     with candidate_code():

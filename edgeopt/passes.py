@@ -30,6 +30,8 @@ class PassContext:
     timing_data: Path | None = None  # .npz of the batch the build times, present when the pass needs_timing_data
     source_path: Path | None = None  # the manifest's model, for passes that export it or read its config
     validation: Validation | None = None  # evaluation data, metric and reference outputs, when needs_validation
+    # the build's folder for what is made once and read by several steps (each keys its files by their inputs)
+    shared_dir: Path | None = None
 
     def lineage(self, pass_name: str, config: PassConfig, notes: dict | None = None) -> LineageEntry:
         return LineageEntry(step=self.step, pass_name=pass_name, config=config.model_dump(mode="json"),

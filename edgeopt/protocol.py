@@ -67,6 +67,8 @@ class PassRequest(_Request):
                                          "the evaluation scores: not to be fitted on")
     timing_data: str | None = None
     validation: Validation | None = None
+    shared_dir: str | None = Field(default=None, description="the build's folder for what passes make once and "
+                                   "several steps read")
 
 
 class AccuracyRequest(_Request):

@@ -18,6 +18,12 @@ class OutputLayout:
     def data(self) -> Path:
         return self.root / "data"
 
+    @property
+    def shared(self) -> Path:
+        """What passes make once per build and several steps read (an importance matrix fitted on the calibration
+        text): keyed by what it was made from, so a step finds it only if it would have made the same."""
+        return self.root / "shared"
+
     def step(self, step_id: str) -> Path:
         return self.root / "steps" / step_id
 

@@ -78,7 +78,7 @@ class Requests:
             calibration_data=str(self.data.calibration) if step.needs_calibration else None,
             calibration_skip_tokens=self.data.calibration_skip_tokens if step.needs_calibration else 0,
             timing_data=str(self.data.timing) if step.needs_timing_data else None,
-            validation=validation, **self._common)
+            validation=validation, shared_dir=str(self.layout.shared), **self._common)
         return Job(request, str(self.layout.work(step.id, "pass")), self.limits, python=self._python(framework))
 
     def accuracy_job(self, record_id: str, artifact: ModelArtifact, baseline: bool) -> Job:

@@ -8,14 +8,35 @@ C++ map), and the tools are at the same llama.cpp commit as the runtime that mea
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from edgeopt.frameworks.gguf.runtime import llama_cpp
 
-IMATRIX_FILE = "imatrix.gguf"
+
+def computed_once(folder: Path, key: str, make: Callable[[Path], None]) -> tuple[Path, bool]:
+    """The importance matrix `key` names, made by `make(path)` only if no step of this build made it before: three
+    imatrix file types read one matrix, and llama-imatrix is the slow half of each (a minute on a 135M model here).
+    Steps may run at once, so the first takes a lock and the others wait for its file. A failed `make` leaves no
+    file behind, and the next step tries again. Returns the matrix and whether it was already there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    matrix = folder / f"imatrix-{key}.gguf"
+    with open(folder / f".imatrix-{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also when the process dies
+        if matrix.is_file():
+            return matrix, True
+        partial = folder / f".partial-imatrix-{key}.gguf"
+        partial.unlink(missing_ok=True)
+        try:
+            make(partial)
+            partial.replace(matrix)  # whole or absent: a reader never sees half a matrix
+        finally:
+            partial.unlink(missing_ok=True)
+    return matrix, False
 
 
 def calibration_text(model: Path, text: Path, skip_tokens: int, context: int, out: Path) -> dict:

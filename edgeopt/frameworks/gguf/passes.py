@@ -84,10 +84,11 @@ def _quantize(config: QuantizeConfig, source: Path, out: Path, threads: int, req
 
 def _quantize_with_imatrix(config: QuantizeConfig, source: Path, out: Path, context: PassContext, threads: int,
                            requantize: bool) -> dict:
-    """The importance matrix of `source` on the calibration text, kept beside the model, then the quantization
-    that reads it; what was fitted on, and how long it took."""
+    """The importance matrix of `source` on the calibration text (made once per build, whichever imatrix step comes
+    first), then the quantization that reads it; what was fitted on, and how long it took."""
     from edgeopt.envs import LLAMA_CPP, environment
     from edgeopt.frameworks.gguf import imatrix
+    from edgeopt.hashing import files_digest, value_digest
 
     if context.calibration_data is None:
         raise ValueError("an importance matrix needs calibration text, and the build gave the pass none")
@@ -96,12 +97,19 @@ def _quantize_with_imatrix(config: QuantizeConfig, source: Path, out: Path, cont
     text = out.parent / "calibration.txt"
     notes = imatrix.calibration_text(source, context.calibration_data, context.calibration_skip_tokens,
                                      config.imatrix_context, text)
-    matrix = out.parent / imatrix.IMATRIX_FILE
-    notes["imatrix_seconds"] = round(imatrix.compute(compute_tool, source, text, matrix, config.imatrix_context,
-                                                     threads), 1)
+    seconds: list[float] = []
+
+    def make(matrix: Path) -> None:
+        seconds.append(imatrix.compute(compute_tool, source, text, matrix, config.imatrix_context, threads))
+
+    # the matrix depends on the model, the text it was fitted on and the chunk length: nothing else
+    key = value_digest([files_digest([source]), files_digest([text]), config.imatrix_context])[:24]
+    matrix, reused = imatrix.computed_once(context.shared_dir or out.parent, key, make)
     text.unlink()
+    notes["imatrix_reused"] = reused
+    notes["imatrix_seconds"] = round(seconds[0], 1) if seconds else 0.0
     imatrix.quantize(quantize_tool, source, out, config.type, matrix, threads, requantize, config.leave_output_tensor)
-    return notes  # the matrix stays in the step's folder (not cached, not packaged: the file alone is the model)
+    return notes  # the matrix stays in the build's shared folder (not cached, not packaged: the file alone is the model)
 
 
 def tensor_types(path: Path, requested: str) -> dict:

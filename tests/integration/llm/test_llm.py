@@ -117,6 +117,9 @@ def _check_importance_matrix(by_id: dict) -> None:
         fitted = c["lineage"][-1]["notes"]["imatrix"]
         assert fitted["skipped_tokens"] == 256 and fitted["calibration_tokens"] >= 2 * fitted["context"]
         assert c["metrics"]["accuracy"]["perplexity"] > 1
+    # one matrix for the three file types: whichever step came first made it, the others read it
+    made = [step for step in steps if not by_id[step]["lineage"][-1]["notes"]["imatrix"]["imatrix_reused"]]
+    assert len(made) == 1 and by_id[made[0]]["lineage"][-1]["notes"]["imatrix"]["imatrix_seconds"] > 0
     assert by_id["gguf-iq4_nl-imatrix"]["lineage"][-1]["notes"]["tensor_types"].get("IQ4_NL", 0) > 0
     import numpy as np
     from gguf import GGUFReader
