@@ -73,8 +73,7 @@ class Builder:
         self.progress.message("preparing evaluation and calibration data")
         data = prepare_data(self.manifest, self.layout)
         self._assemble(data)
-        scheduler = Scheduler(self.plan, self.runner.parallelism,
-                              measured_s=self.cache.pass_costs(self.keys.source_model()))
+        scheduler = Scheduler(self.plan, self.runner.parallelism, measured_s=self._earlier_pass_costs())
         try:
             source = source_artifact(self.manifest, self.plan.baseline_framework)
             if source is not None:
@@ -135,6 +134,10 @@ class Builder:
                              min_intervals, lambda artifact: model_identity(artifact, self.registry),
                              m.measure.speedup_margin, sources)
 
+    def _earlier_pass_costs(self) -> dict[str, float]:
+        """The seconds this model's passes took in earlier builds (the source model is hashed only with a cache)."""
+        return self.cache.pass_costs(self.keys.source_model()) if self.cache.enabled else {}
+
     def _baseline_ok(self, scheduler: Scheduler) -> bool:
         """A failed baseline stops the search: every candidate is compared with it, and would fail the same way."""
         baseline = self.ledger.baseline
@@ -146,8 +149,9 @@ class Builder:
 
     def _run(self, batch: list[Step]) -> None:
         made, not_made = self.passes.run(batch, self._input_for)
-        self.cache.record_pass_costs(self.keys.source_model(), {m.step.id: m.seconds for m in made
-                                                                if m.step is not None and m.seconds is not None})
+        if self.cache.enabled:  # hashing the source model takes seconds on a large one: only for a cache
+            self.cache.record_pass_costs(self.keys.source_model(), {m.step.id: m.seconds for m in made
+                                                                    if m.step is not None and m.seconds is not None})
         for failure in not_made:
             self.ledger.not_run(failure.step, failure.status, failure.error, failure.input_id, failure.detail)
         self._measure(made)
