@@ -53,6 +53,10 @@ def render_plan(plan: Plan, registry: Registry, environments: Mapping | None = N
                 f"ready — {status.detail}" if status.present else f"missing — {status.detail}")
             runs = ", runs there" if name == step.runs_in else ""
             lines.append(f"      environment {name}{runs}: {state}")
+        if step.escalates:
+            when = ("only if it does not" if plan.search.strategy == "cheap-first"
+                    else "run here in any case (exhaustive search); a cheap-first search runs it only if it does not")
+            lines.append(f"      escalates {step.escalates}: buys accuracy back from it; {when} keep accuracy")
         if step.why:
             lines.append(f"      why: {step.why}")
     if plan.source_quantized:

@@ -40,6 +40,9 @@ class Step(_Frozen):
     environments: tuple[str, ...] = ()  # edgeopt env names the pass runs code from when they are there
     runs_in: str | None = None  # the backend environment whose interpreter runs the pass (None: edgeopt's own)
     cost: int = 1  # relative effort of the pass; the cheap-first search runs low costs first
+    # the step whose candidate, if it keeps accuracy, makes this one pointless in a cheap-first search (this one
+    # buys accuracy only: nodes back in float, an importance matrix), or None
+    escalates: str | None = None
     why: str = ""
 
     @property
@@ -353,6 +356,9 @@ def _expand_steps(recipes: dict[str, Recipe], searched: list[str], baseline_fram
                 entry = entry.model_copy(update={
                     "space": {k: list(dict.fromkeys(_resolve_symbol(v, symbols))) for k, v in entry.space.items()},
                 })
+                # an escalation's first point follows the step it escalates (when that step is planned), the next
+                # point the one before it
+                escalated = entry.escalates if any(s.id == entry.escalates for s in steps) else None
                 for step_id, raw_config in entry.expand():
                     config = {k: _resolve_symbol(v, symbols) for k, v in raw_config.items()}
                     try:
@@ -369,9 +375,11 @@ def _expand_steps(recipes: dict[str, Recipe], searched: list[str], baseline_fram
                         needs_calibration=pass_class.calibrates(validated), needs_validation=pass_class.needs_validation,
                         needs_timing_data=pass_class.needs_timing_data, needs_source=pass_class.needs_source,
                         environments=(*pass_class.environments(validated), *([runs_in] if runs_in else [])),
-                        runs_in=runs_in, cost=pass_class.cost, why=entry.why,
+                        runs_in=runs_in, cost=pass_class.cost, escalates=escalated if entry.escalates else None,
+                        why=entry.why,
                     ))
                     previous = step_id
+                    escalated = step_id
                     if source_quantized and (pass_class.restores_float
                                              or (input_id in float_ids and not pass_class.lowers_precision)):
                         float_ids.add(step_id)

@@ -50,6 +50,12 @@ class RecipeEntry(_Strict):
     config: dict = Field(default_factory=dict)
     space: dict[str, list] = Field(default_factory=dict, description="options crossed into one candidate each")
     when: When = When()
+    escalates: str | None = Field(
+        default=None, pattern=r"^[a-z0-9][a-z0-9_.-]*$",
+        description="an earlier entry (without a space) that this one can only buy accuracy from, at no gain in "
+        "speed or memory (nodes back in float, an importance matrix, accuracy control): a cheap-first search tries "
+        "it only when that entry's candidate loses accuracy, and a space's points in order, each only when the one "
+        "before loses accuracy too")
     why: str = ""
 
     @model_validator(mode="after")
@@ -57,6 +63,9 @@ class RecipeEntry(_Strict):
         both = set(self.config) & set(self.space)
         if both:
             raise ValueError(f"keys in both config and space: {sorted(both)}")
+        if self.escalates and len(self.space) > 1:
+            raise ValueError(f"escalates {self.escalates}: a space of one option at most (its values are the "
+                             f"escalation's steps, in order), got {sorted(self.space)}")
         return self
 
     def expand(self) -> list[tuple[str, dict]]:
@@ -100,6 +109,9 @@ class Recipe(_Strict):
                 if entry.input not in INPUT_KEYWORDS and entry.input not in earlier:
                     raise ValueError(f"{entry.id}: input {entry.input!r} is neither one of {', '.join(INPUT_KEYWORDS)} "
                                      f"nor an earlier entry without a space ({', '.join(earlier) or 'none'})")
+                if entry.escalates and entry.escalates not in earlier:
+                    raise ValueError(f"{entry.id}: escalates {entry.escalates!r}, which is not an earlier entry "
+                                     f"without a space ({', '.join(earlier) or 'none'})")
                 if not entry.space:
                     earlier.append(entry.id)
         return self

@@ -6,11 +6,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from edgeopt.candidates import CandidateRecord
 from edgeopt.planner import Plan, Step
 
 STAGES = ("convert", "quantize", "accelerate")
+
+
+class SearchState(Protocol):
+    """What the scheduler reads of the build so far (the Builder's ledger)."""
+
+    @property
+    def produced(self) -> set[str]: ...  # ids of the steps whose model exists
+
+    def has_leader(self, framework: str) -> bool: ...  # a candidate of that framework keeps accuracy
+
+    def record(self, step_id: str) -> CandidateRecord | None: ...  # the step's outcome, once it has one
 
 
 def ordered_steps(plan: Plan, measured_s: Mapping[str, float] | None = None) -> list[Step]:
@@ -57,7 +69,7 @@ class Scheduler:
         self.not_run: list[tuple[Step, str, str]] = []  # (step, "skipped", why)
         self._clock, self._started = clock, clock()
 
-    def next_batch(self, produced: set[str], has_leader: Callable[[str], bool]) -> list[Step]:
+    def next_batch(self, state: SearchState) -> list[Step]:
         """The next steps to run together; [] when the search is over."""
         if not self.pending:
             return []
@@ -68,11 +80,13 @@ class Scheduler:
             return []
         ready = []
         for step in list(self.pending):
-            state, why = self._input_state(step, produced, has_leader)
-            if state == "missing":
+            readiness, why = self._escalation_state(step, state)
+            if readiness == "ready":
+                readiness, why = self._input_state(step, state)
+            if readiness == "missing":
                 self.pending.remove(step)
                 self.not_run.append((step, "skipped", why))
-            elif state == "ready":
+            elif readiness == "ready":
                 ready.append(step)
         if not ready:  # cannot happen with a valid plan; never spin
             self._skip_all("its input was never produced")
@@ -109,7 +123,23 @@ class Scheduler:
         self.not_run += [(step, "skipped", why) for step in self.pending]
         self.pending = []
 
-    def _input_state(self, step: Step, produced: set[str], has_leader: Callable[[str], bool]) -> tuple[str, str]:
+    def _escalation_state(self, step: Step, state: SearchState) -> tuple[str, str]:
+        """A step that can only buy accuracy back from the one it escalates is pointless, in a search that wants
+        the first candidate passing every gate, once that one keeps accuracy: it cannot be faster or smaller."""
+        if self.spec.strategy != "cheap-first" or step.escalates is None:
+            return "ready", ""
+        if any(s.id == step.escalates for s in self.pending):
+            return "wait", ""
+        before = state.record(step.escalates)
+        if before is None or not before.keeps_accuracy:
+            return "ready", ""
+        gate = before.gates.get("accuracy_retained")
+        held = (f" (accuracy retained {gate.value:.3g}, gate {gate.threshold:g}, {gate.provenance or 'measured'})"
+                if gate and gate.value is not None else "")
+        return "missing", (f"pruned: {before.id} keeps accuracy{held}, and this step only buys accuracy back from it "
+                           "(cheap-first)")
+
+    def _input_state(self, step: Step, state: SearchState) -> tuple[str, str]:
         if step.input == "source":
             return "ready", ""
         if step.input.startswith("@leader"):
@@ -117,10 +147,10 @@ class Scheduler:
                        and STAGES.index(s.stage) < STAGES.index(step.stage)]
             if earlier:
                 return "wait", ""
-            if has_leader(step.framework):
+            if state.has_leader(step.framework):
                 return "ready", ""
             return "missing", f"no {step.framework} candidate keeps accuracy to build on"
-        if step.input in produced:
+        if step.input in state.produced:
             return "ready", ""
         if any(s.id == step.input for s in self.pending):
             return "wait", ""

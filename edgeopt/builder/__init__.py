@@ -82,7 +82,7 @@ class Builder:
                 self.progress.step("baseline", "measuring", "the source model")
                 self._measure([Made("baseline", source)])
             while (self._baseline_ok(scheduler)
-                   and (batch := scheduler.next_batch(self.ledger.produced, lambda fw: self.ledger.leader(fw) is not None))):
+                   and (batch := scheduler.next_batch(self.ledger))):
                 self._run(batch)
                 scheduler.batch_done(self.ledger.first_passing())
             self._baseline_ok(scheduler)
@@ -143,7 +143,7 @@ class Builder:
         baseline = self.ledger.baseline
         if baseline is not None and baseline.status != "ok":
             scheduler.stop(f"the baseline could not be measured ({baseline.error})")
-            scheduler.next_batch(self.ledger.produced, lambda fw: False)  # records the rest as not evaluated
+            scheduler.next_batch(self.ledger)  # stopped: records the rest as not evaluated
             return False
         return True
 

@@ -124,6 +124,12 @@ class Ledger:
         own = [r for r in self.records if r.framework == framework and r.id in self.artifacts]
         return leader(own, prefer or self.prefer)
 
+    def has_leader(self, framework: str) -> bool:
+        return self.leader(framework) is not None
+
+    def record(self, step_id: str) -> CandidateRecord | None:
+        return next((r for r in self.records if r.id == step_id), None)
+
     def first_passing(self) -> CandidateRecord | None:
         return next((r for r in self.records if r.passed_all_gates), None)
 

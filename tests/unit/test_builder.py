@@ -6,7 +6,7 @@ import pytest
 
 from edgeopt.recipes import Recipe
 from edgeopt.runners import WorkerBug
-from tests.unit.builder_kit import build, recipe, write_project
+from tests.unit.builder_kit import build, recipe, registry, write_project
 
 
 @pytest.fixture
@@ -126,3 +126,52 @@ def test_cheap_first_runs_first_the_pass_that_was_quickest_on_this_model_in_earl
     records = by_id(result)
     assert records["int2"].status == "ok" and records["int8"].passed_all_gates
     assert "2 of" in result.search["order"] and "cheap-first" in result.search["stopped"]
+
+
+def _escalating_recipe() -> Recipe:
+    stages = recipe().model_dump(by_alias=True)["stages"]
+    stages[1]["passes"] += [  # each can only buy accuracy back from the step it escalates
+        {"id": "int8-safer", "pass": "toy.round", "input": "baseline", "config": {"bits": 10, "delay_ms": 1},
+         "escalates": "int8"},
+        {"id": "int2-back", "pass": "toy.round", "input": "baseline", "config": {"delay_ms": 1},
+         "space": {"bits": [6, 12]}, "escalates": "int2"}]
+    return Recipe(framework="toy", stages=stages)
+
+
+def test_cheap_first_prunes_an_escalation_once_the_step_before_it_keeps_accuracy(project):
+    # no candidate can pass a 100x speedup gate, so the search does not stop early: what it skips, it pruned
+    result = build(project, search={"strategy": "cheap-first"}, gates={"speedup": 100.0},
+                   the_recipe=_escalating_recipe())
+    records = by_id(result)
+    assert records["int8"].keeps_accuracy and not records["int2"].keeps_accuracy
+    assert records["int8-safer"].status == "skipped"
+    assert records["int8-safer"].error.startswith("pruned: int8 keeps accuracy (accuracy retained 1")
+    assert "measured-host" in records["int8-safer"].error
+    # int2 lost accuracy: its escalation runs, 6 bits first; 6 bits keeps it, so 12 bits is pruned
+    assert records["int2-back-b6"].status == "ok" and records["int2-back-b6"].keeps_accuracy
+    assert records["int2-back-b12"].status == "skipped" and "pruned: int2-back-b6 keeps" in records["int2-back-b12"].error
+
+
+def test_an_exhaustive_search_runs_every_escalation_and_the_plan_says_what_each_escalates(project):
+    from edgeopt.plan_text import render_plan
+
+    result = build(project, gates={"speedup": 100.0}, the_recipe=_escalating_recipe())
+    records = by_id(result)
+    assert all(records[i].status == "ok" for i in ("int8-safer", "int2-back-b6", "int2-back-b12"))
+    steps = {s.id: s for s in result.plan.steps}
+    assert (steps["int8-safer"].escalates, steps["int2-back-b6"].escalates, steps["int2-back-b12"].escalates) == (
+        "int8", "int2", "int2-back-b6")
+    assert "escalates int2-back-b6: buys accuracy back from it; run here in any case" in render_plan(result.plan, registry())
+
+
+def test_an_escalation_names_an_earlier_entry_and_steps_through_one_option():
+    from pydantic import ValidationError
+
+    stages = recipe().model_dump(by_alias=True)["stages"]
+    stages[1]["passes"].append({"id": "later", "pass": "toy.round", "escalates": "tuned"})
+    with pytest.raises(ValidationError, match="escalates 'tuned', which is not an earlier entry"):
+        Recipe(framework="toy", stages=stages)
+    with pytest.raises(ValidationError, match="a space of one option at most"):
+        Recipe(framework="toy", stages=[{"name": "quantize", "passes": [
+            {"id": "a", "pass": "toy.round"},
+            {"id": "b", "pass": "toy.round", "space": {"bits": [4, 8], "delay_ms": [1, 2]}, "escalates": "a"}]}])
