@@ -121,6 +121,10 @@ class QuantizeConfig(PassConfig):
     subset_size: int = Field(default=300, ge=1, description="calibration samples NNCF uses")
     fast_bias_correction: bool = True
     ignored_scope: IgnoredScope = IgnoredScope()
+    keep_float: int = Field(default=0, ge=0, description=(
+        "leave in float the MatMul/Convolution nodes int8 hurts most, this many (NNCF's ignored scope), ranked as "
+        "ONNX Runtime's mixed precision ranks them: outlier ratios of each node's activation input on calibration "
+        "samples and of its weights"))
 
 
 class Quantize(Pass):
@@ -135,11 +139,79 @@ class Quantize(Pass):
         lib = nncf()
         model = read_ir(artifact)
         samples = _feeds(context.calibration_data, model)
+        config, kept = _keeping_float(config, artifact, samples)
         quantized = lib.quantize(model, lib.Dataset(samples), **_quantize_options(lib, config, context, len(samples)))
         xml = _save(quantized, context.output_dir)
-        return _ir_artifact(artifact, xml, context, f"openvino.{self.name}", config, "int8",
-                            notes={"calibration_samples": min(len(samples), config.subset_size),
-                                   **_count_fake_quantize(quantized)})
+        notes = {"calibration_samples": min(len(samples), config.subset_size), "kept_float": kept,
+                 **_count_fake_quantize(quantized)}
+        return _ir_artifact(artifact, xml, context, f"openvino.{self.name}", config,
+                            "int8-mixed" if kept else "int8", notes=notes)
+
+
+SENSITIVITY_SAMPLES = 8  # as ONNX Runtime's mixed precision: enough for each activation's peak against its rms
+_WEIGHTED_OPS = ("MatMul", "Convolution")
+
+
+def _keeping_float(config: QuantizeConfig, artifact: ModelArtifact, samples: list[dict]):
+    """The config with the `keep_float` nodes int8 hurts most added to its ignored scope, and their names."""
+    if not config.keep_float:
+        return config, []
+    kept = _most_harmful(artifact, samples[:SENSITIVITY_SAMPLES], config.keep_float)
+    scope = config.ignored_scope
+    names = [*scope.names, *(name for name in kept if name not in scope.names)]
+    return config.model_copy(update={"ignored_scope": scope.model_copy(update={"names": names})}), kept
+
+
+def _most_harmful(artifact: ModelArtifact, samples: list[dict], count: int) -> list[str]:
+    """The friendly names of the `count` MatMul/Convolution nodes with constant weights that int8 hurts most
+    (edgeopt.measure.diagnosis.quantization_sensitivity, on the float model's activations): NNCF's ignored scope."""
+    from edgeopt.measure.diagnosis import quantization_sensitivity
+    from edgeopt.passes import NothingToDo
+
+    model = read_ir(artifact)  # a copy of its own: extra outputs are added to read the activations
+    weighted = [(op, weights) for op in model.get_ordered_ops() if op.get_type_name() in _WEIGHTED_OPS
+                if (weights := _constant_weights(op)) is not None]
+    if not weighted:
+        return []
+    if count >= len(weighted):
+        raise NothingToDo(f"quantized no node: keeping {count} in float leaves none of the model's {len(weighted)} "
+                          "MatMul/Convolution nodes in int8")
+    activations = _input_activations(model, [op for op, _ in weighted], samples)
+    nodes = [(op.get_friendly_name(), op.get_friendly_name(), weights) for op, weights in weighted]
+    return [name for name, _ in quantization_sensitivity(nodes, activations, {
+        op.get_friendly_name(): _output_channel_axis(op) for op, _ in weighted})[:count]]
+
+
+def _constant_weights(op) -> np.ndarray | None:
+    """The weights of a MatMul/Convolution when they are a constant (through the Convert of a compressed IR)."""
+    node = op.input_value(1).get_node()
+    if node.get_type_name() == "Convert":
+        node = node.input_value(0).get_node()
+    if node.get_type_name() != "Constant":
+        return None
+    return np.asarray(node.get_data(), dtype=np.float32)
+
+
+def _output_channel_axis(op) -> int:
+    """NNCF scales weights per output channel: a Convolution's first axis; a MatMul's last, or the one before it
+    when the weights are transposed."""
+    if op.get_type_name() == "MatMul":
+        return -2 if op.get_attributes().get("transpose_b") else -1
+    return 0
+
+
+def _input_activations(model, ops: list, samples: list[dict]) -> dict[str, np.ndarray]:
+    """Each op's activation input (its first) on the samples, flattened and joined, by the op's friendly name."""
+    first_added = len(model.outputs)
+    model.add_outputs([op.input_value(0) for op in ops])
+    compiled = ov().Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    request = compiled.create_infer_request()
+    collected: dict[str, list] = {op.get_friendly_name(): [] for op in ops}
+    for feed in samples:
+        results = request.infer(feed)
+        for op, port in zip(ops, compiled.outputs[first_added:]):
+            collected[op.get_friendly_name()].append(np.asarray(results[port], dtype=np.float32).reshape(-1))
+    return {name: np.concatenate(values) for name, values in collected.items() if values}
 
 
 def _quantize_options(lib, config: QuantizeConfig, context: PassContext, samples: int) -> dict:
@@ -185,6 +257,7 @@ class QuantizeWithAccuracyControl(Pass):
         model = read_ir(artifact)
         validation = context.validation
         calibration = _feeds(context.calibration_data, model)
+        config, kept = _keeping_float(config, artifact, calibration)  # where NNCF's own restoring starts from
         samples = _feeds(Path(validation.data), model, limit=config.validation_samples)
         _, labels = load_arrays(validation.data, limit=len(samples))
         reference = np.load(validation.reference_outputs)[: len(samples)] if validation.reference_outputs else None
@@ -221,9 +294,9 @@ class QuantizeWithAccuracyControl(Pass):
                     max_num_iterations=config.max_num_iterations), **options)
         reverted, completion = reverted_operations(log)
         xml = _save(quantized, context.output_dir)
-        precision = "int8-mixed" if reverted else "int8"  # mixed only when layers went back to float
+        precision = "int8-mixed" if reverted or kept else "int8"  # mixed only when layers stayed or went float
         return _ir_artifact(artifact, xml, context, f"openvino.{self.name}", config, precision,
-                            notes={"reverted_to_float": reverted, "reverted_count": len(reverted),
+                            notes={"kept_float": kept, "reverted_to_float": reverted, "reverted_count": len(reverted),
                                    "nncf": completion, "max_drop": drop, "drop_type": drop_type.value,
                                    **_count_fake_quantize(quantized)})
 

@@ -162,3 +162,38 @@ def test_the_worst_candidate_gets_a_per_layer_diagnosis(cli, mlp_project, tmp_pa
     cosines = [layer["cosine"] for layer in diagnosis["layers"]]
     assert cosines == sorted(cosines) and cosines[0] < 0.999
     assert "<h2>Accuracy diagnosis</h2>" in (tmp_path / "report.html").read_text()
+
+
+def test_mixed_precision_leaves_out_of_nncf_the_node_whose_input_has_outliers(tmp_path):
+    import numpy as np
+    import openvino as ov
+
+    from edgeopt.artifact import ModelArtifact
+    from edgeopt.frameworks.openvino.passes import Convert, Quantize
+    from edgeopt.passes import NothingToDo, PassContext
+    from tests.integration.onnxruntime.test_build import _three_layers
+
+    _three_layers(tmp_path / "model.onnx")
+    np.savez(tmp_path / "calib.npz", x=np.random.default_rng(1).normal(size=(16, 16)).astype(np.float32))
+    onnx_model = ModelArtifact(path=str(tmp_path / "model.onnx"), format="onnx", framework="onnxruntime")
+    ir = Convert().apply(Convert.Config(compress_to_fp16=False), onnx_model,
+                         PassContext(output_dir=tmp_path / "ir", step="ov-fp32"))
+    context = PassContext(output_dir=tmp_path / "out", step="q", calibration_data=tmp_path / "calib.npz")
+    made = Quantize().apply(Quantize.Config(keep_float=1), ir, context)
+    kept = made.lineage[-1].notes["kept_float"]
+    assert len(kept) == 1 and made.precision == "int8-mixed"
+    matmuls = {op.get_friendly_name(): op for op in ov.Core().read_model(made.path).get_ordered_ops()
+               if op.get_type_name() == "MatMul"}
+
+    def quantized_input(op) -> bool:
+        return op.input_value(0).get_node().get_type_name() == "FakeQuantize"
+
+    # the kept node reads the output of the MatMul whose weights carry the outlier column (onnx node "a")
+    source = matmuls[kept[0]].input_value(0).get_node()
+    first = source.input_value(0).get_node()
+    first = first.input_value(0).get_node() if first.get_type_name() == "FakeQuantize" else first
+    assert source.get_type_name() == "MatMul" and first.get_type_name() == "Parameter"
+    assert not quantized_input(matmuls[kept[0]])
+    assert sum(quantized_input(op) for name, op in matmuls.items() if name != kept[0]) == 2
+    with pytest.raises(NothingToDo, match="quantized no node"):
+        Quantize().apply(Quantize.Config(keep_float=3), ir, context)
