@@ -131,6 +131,8 @@ class Scheduler:
         if any(s.id == step.escalates for s in self.pending):
             return "wait", ""
         before = state.record(step.escalates)
+        if before is not None and before.status == "duplicate" and before.same_as:
+            before = state.record(before.same_as)  # the same model as an earlier candidate: its figures count
         if before is None or not before.keeps_accuracy:
             return "ready", ""
         gate = before.gates.get("accuracy_retained")

@@ -134,7 +134,10 @@ def _escalating_recipe() -> Recipe:
         {"id": "int8-safer", "pass": "toy.round", "input": "baseline", "config": {"bits": 10, "delay_ms": 1},
          "escalates": "int8"},
         {"id": "int2-back", "pass": "toy.round", "input": "baseline", "config": {"delay_ms": 1},
-         "space": {"bits": [6, 12]}, "escalates": "int2"}]
+         "space": {"bits": [6, 12]}, "escalates": "int2"},
+        {"id": "int8-same", "pass": "toy.round", "input": "baseline", "config": {"bits": 8, "delay_ms": 1}},
+        {"id": "int8-same-safer", "pass": "toy.round", "input": "baseline", "config": {"bits": 9, "delay_ms": 1},
+         "escalates": "int8-same"}]
     return Recipe(framework="toy", stages=stages)
 
 
@@ -150,6 +153,9 @@ def test_cheap_first_prunes_an_escalation_once_the_step_before_it_keeps_accuracy
     # int2 lost accuracy: its escalation runs, 6 bits first; 6 bits keeps it, so 12 bits is pruned
     assert records["int2-back-b6"].status == "ok" and records["int2-back-b6"].keeps_accuracy
     assert records["int2-back-b12"].status == "skipped" and "pruned: int2-back-b6 keeps" in records["int2-back-b12"].error
+    # a step that made the same model as an earlier one is judged by that one's figures
+    assert records["int8-same"].status == "duplicate" and records["int8-same"].same_as == "int8"
+    assert records["int8-same-safer"].error.startswith("pruned: int8 keeps accuracy")
 
 
 def test_an_exhaustive_search_runs_every_escalation_and_the_plan_says_what_each_escalates(project):
@@ -157,7 +163,7 @@ def test_an_exhaustive_search_runs_every_escalation_and_the_plan_says_what_each_
 
     result = build(project, gates={"speedup": 100.0}, the_recipe=_escalating_recipe())
     records = by_id(result)
-    assert all(records[i].status == "ok" for i in ("int8-safer", "int2-back-b6", "int2-back-b12"))
+    assert all(records[i].status == "ok" for i in ("int8-safer", "int2-back-b6", "int2-back-b12", "int8-same-safer"))
     steps = {s.id: s for s in result.plan.steps}
     assert (steps["int8-safer"].escalates, steps["int2-back-b6"].escalates, steps["int2-back-b12"].escalates) == (
         "int8", "int2", "int2-back-b6")
