@@ -202,15 +202,19 @@ def _output_channel_axis(op) -> int:
 
 def _input_activations(model, ops: list, samples: list[dict]) -> dict[str, np.ndarray]:
     """Each op's activation input (its first) on the samples, flattened and joined, by the op's friendly name."""
-    first_added = len(model.outputs)
-    model.add_outputs([op.input_value(0) for op in ops])
+    # ops that read one tensor (a layer's query, key and value projections) get one Result between them: each op
+    # finds its own by the Result add_outputs answered with, not by counting
+    added = model.add_outputs([op.input_value(0) for op in ops])
+    position = {result.get_node().get_friendly_name(): i for i, result in enumerate(model.outputs)}
+    where = [position[result.get_node().get_friendly_name()] for result in added]
     compiled = ov().Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     request = compiled.create_infer_request()
     collected: dict[str, list] = {op.get_friendly_name(): [] for op in ops}
     for feed in samples:
         results = request.infer(feed)
-        for op, port in zip(ops, compiled.outputs[first_added:]):
-            collected[op.get_friendly_name()].append(np.asarray(results[port], dtype=np.float32).reshape(-1))
+        for op, index in zip(ops, where):
+            collected[op.get_friendly_name()].append(
+                np.asarray(results[compiled.outputs[index]], dtype=np.float32).reshape(-1))
     return {name: np.concatenate(values) for name, values in collected.items() if values}
 
 

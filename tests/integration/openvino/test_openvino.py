@@ -197,3 +197,34 @@ def test_mixed_precision_leaves_out_of_nncf_the_node_whose_input_has_outliers(tm
     assert sum(quantized_input(op) for name, op in matmuls.items() if name != kept[0]) == 2
     with pytest.raises(NothingToDo, match="quantized no node"):
         Quantize().apply(Quantize.Config(keep_float=3), ir, context)
+
+
+def test_nodes_that_read_one_tensor_each_get_that_tensor_as_their_activation(tmp_path):
+    """Query, key and value projections read one tensor: OpenVINO adds one Result for it, and the ranking must not
+    shift every later node onto the next node's input."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgeopt.frameworks.openvino.passes import _input_activations
+    from edgeopt.frameworks.openvino.runtime import ov
+
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.normal(size=(4, 4)).astype(np.float32), n) for n in ("wa", "wb", "wc")]
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"], name="relu"), helper.make_node("MatMul", ["r", "wa"], ["a"], name="a"),
+         helper.make_node("MatMul", ["r", "wb"], ["b"], name="b"), helper.make_node("Add", ["a", "b"], ["s"], name="s"),
+         helper.make_node("MatMul", ["s", "wc"], ["y"], name="c")],
+        "shared", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], weights)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "m.onnx"))
+    model = ov().convert_model(str(tmp_path / "m.onnx"))
+    matmuls = [op for op in model.get_ordered_ops() if op.get_type_name() == "MatMul"]
+    x = rng.normal(size=(1, 4)).astype(np.float32)
+    got = _input_activations(model, matmuls, [{"x": x}])
+    relu = np.maximum(x, 0).reshape(-1)
+    wa, wb = (numpy_helper.to_array(w) for w in weights[:2])
+    first, second, last = (op.get_friendly_name() for op in matmuls)
+    np.testing.assert_allclose(got[first], relu, rtol=1e-5)
+    np.testing.assert_allclose(got[second], relu, rtol=1e-5)
+    np.testing.assert_allclose(got[last], (relu @ wa + relu @ wb).reshape(-1), rtol=1e-4, atol=1e-5)
