@@ -35,8 +35,35 @@ class PlanContext:
     environments: Mapping[str, EnvStatus] = field(default_factory=dict)  # those the plan's steps use, as they are
 
 
+@dataclass(frozen=True)
+class SearchOverrides:
+    """The manifest's search, narrowed for one run from the command line (a quick look on a slow machine, a CI
+    smoke build): each field set replaces the manifest's."""
+
+    strategy: str | None = None  # exhaustive | cheap-first
+    max_candidates: int | None = None
+    frameworks: tuple[str, ...] | None = None
+
+    def applied_to(self, manifest: Manifest) -> Manifest:
+        from pydantic import ValidationError
+
+        from edgeopt.manifest import SearchSpec
+
+        given = {"strategy": self.strategy, "max_candidates": self.max_candidates,
+                 "frameworks": list(self.frameworks) if self.frameworks is not None else None}
+        changes = {key: value for key, value in given.items() if value is not None}
+        if not changes:
+            return manifest
+        try:
+            search = SearchSpec.model_validate({**manifest.search.model_dump(), **changes})
+        except ValidationError as error:
+            problem = error.errors()[0]
+            raise UsageError(f"--{str(problem['loc'][0]).replace('_', '-')}: {problem['msg']}") from None
+        return manifest.model_copy(update={"search": search})
+
+
 def plan(manifest_path: str | Path, target: str | None = None, device: str | None = None, no_hooks: bool = False,
-         environ: Mapping[str, str] | None = None) -> PlanContext:
+         environ: Mapping[str, str] | None = None, search: SearchOverrides = SearchOverrides()) -> PlanContext:
     """Load and validate the manifest, resolve the target, probe the frameworks, and plan. Runs nothing
     (with no_hooks or EDGEOPT_NO_HOOKS=1, a manifest that names Python code to run is refused first)."""
     from edgeopt.catalog import load_catalog
@@ -49,7 +76,7 @@ def plan(manifest_path: str | Path, target: str | None = None, device: str | Non
     from edgeopt.registry import default_registry
     from edgeopt.trust import hooks_forbidden, refuse_hooks
 
-    manifest = load_manifest(Path(manifest_path))
+    manifest = search.applied_to(load_manifest(Path(manifest_path)))
     if hooks_forbidden(environ if environ is not None else os.environ, no_hooks):
         refuse_hooks(manifest, str(manifest_path))
     host = detect_host()
@@ -130,6 +157,7 @@ class BuildOptions:
     package: bool = False
     no_hooks: bool = False  # refuse manifests that name Python code to run (also EDGEOPT_NO_HOOKS=1)
     device: str | None = None  # ssh://user@host[:port][?python=…&key=…]: time on the board itself
+    search: SearchOverrides = SearchOverrides()
     progress: BuildProgress | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     python: str = sys.executable
@@ -163,7 +191,7 @@ def build(manifest_path: str | Path, options: BuildOptions = BuildOptions()) -> 
 
     if options.jobs < 1:
         raise UsageError("--jobs must be at least 1")
-    context = plan(manifest_path, options.target, options.device, options.no_hooks, options.environ)
+    context = plan(manifest_path, options.target, options.device, options.no_hooks, options.environ, options.search)
     manifest, the_plan = context.manifest, context.plan
     out_dir = (options.out or Path(manifest.output.dir or Path(manifest.base_dir) / "out" / the_plan.target.id)).resolve()
     cache = BuildCache(None if options.no_cache else (options.cache_dir or default_cache_dir(options.environ)),

@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--device", metavar="ssh://USER@HOST[:PORT]",
                        help="time every candidate on the board itself, with its own Python and runtime (options: "
                        "?python=PATH&key=PATH&known_hosts=PATH); latency and peak RSS are then measured-device")
+    _add_search_options(build)
     _add_gate_options(build, with_ci_flag=True)
 
     gate = commands.add_parser("gate", help="gate an existing report.json: compact verdict, JUnit, Markdown")
@@ -76,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--target")
     plan.add_argument("--device", help="as for build: the plan says which figures the board will give")
     plan.add_argument("--no-hooks", action="store_true", help="as for build")
+    _add_search_options(plan)
     plan.add_argument("--json", action="store_true")
 
     targets = commands.add_parser("targets", help="list the device catalog, or show one device")
@@ -111,6 +113,24 @@ def _parser() -> argparse.ArgumentParser:
     remove = env_commands.add_parser("remove", help="delete an environment")
     remove.add_argument("name")
     return parser
+
+
+def _add_search_options(parser) -> None:
+    """The manifest's search: section, narrowed for this run (a quick look on a slow machine, a CI smoke build)."""
+    parser.add_argument("--search", choices=["exhaustive", "cheap-first"], dest="strategy",
+                        help="search strategy (default: the manifest's search.strategy)")
+    parser.add_argument("--max-candidates", type=int, metavar="N",
+                        help="evaluate at most N candidates, in the plan's order (default: the manifest's)")
+    parser.add_argument("--frameworks", metavar="NAME[,NAME]",
+                        help="search only these frameworks (default: the manifest's search.frameworks, or every "
+                        "installed one that fits the target)")
+
+
+def _search_overrides(args):
+    from edgeopt.api import SearchOverrides
+
+    frameworks = tuple(name.strip() for name in args.frameworks.split(",") if name.strip()) if args.frameworks else None
+    return SearchOverrides(strategy=args.strategy, max_candidates=args.max_candidates, frameworks=frameworks)
 
 
 def _add_gate_options(parser, with_ci_flag: bool) -> None:
@@ -171,7 +191,8 @@ def _cmd_plan(args, env: Environment) -> ExitStatus:
     from edgeopt import api
     from edgeopt.plan_text import render_plan
 
-    context = api.plan(args.manifest, args.target, args.device, no_hooks=args.no_hooks, environ=env.environ)
+    context = api.plan(args.manifest, args.target, args.device, no_hooks=args.no_hooks, environ=env.environ,
+                       search=_search_overrides(args))
     if args.json:
         print(context.plan.model_dump_json(indent=2), file=env.stdout)
     else:
@@ -187,7 +208,8 @@ def _cmd_build(args, env: Environment) -> ExitStatus:
     progress = make_progress(env.stderr, quiet=args.quiet or args.json or args.ci)
     options = api.BuildOptions(target=args.target, out=args.out, executor=args.executor, jobs=args.jobs,
                                cache_dir=args.cache_dir, no_cache=args.no_cache, remeasure=args.remeasure,
-                               package=args.package, device=args.device, no_hooks=args.no_hooks, progress=progress,
+                               package=args.package, device=args.device, no_hooks=args.no_hooks,
+                               search=_search_overrides(args), progress=progress,
                                environ=env.environ)
     try:
         outcome = api.build(args.manifest, options)

@@ -253,7 +253,7 @@ def _choose_frameworks(target: Target, task: str, recipes: dict[str, Recipe], re
         elif name not in recipes:
             rejected.append(Rejected(framework=name, reason="no recipe for it in pipelines/"))
         elif wanted is not None and name not in wanted:
-            rejected.append(Rejected(framework=name, reason="left out by the manifest's search.frameworks"))
+            rejected.append(Rejected(framework=name, reason="left out by search.frameworks (the manifest's, or --frameworks)"))
         elif device and name not in _device_frameworks():
             rejected.append(Rejected(framework=name, reason=f"--device times {', '.join(_device_frameworks())} models "
                                      f"on the board, not {name}'s (build without --device for its estimated figures)"))

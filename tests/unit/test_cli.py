@@ -49,6 +49,18 @@ def test_plan_json_is_the_frozen_plan(cli):
     assert plan["baseline_framework"] == "onnxruntime" and plan["baseline"] == "export"
 
 
+def test_the_search_is_narrowed_from_the_command_line(cli):
+    """--search, --max-candidates and --frameworks replace the manifest's search: for one run."""
+    result = cli("plan", MINILM, "--search", "cheap-first", "--max-candidates", "3", "--frameworks", "onnxruntime,hf")
+    assert result.status == ExitStatus.OK, result.stderr
+    assert "search: cheap-first, at most 3 candidates" in result.stdout
+    assert "rejected openvino: left out by search.frameworks" in result.stdout
+    refused = cli("plan", MINILM, "--max-candidates", "0")
+    assert refused.status == ExitStatus.USAGE and "--max-candidates" in refused.stderr and "Traceback" not in refused.stderr
+    unknown = cli("plan", MINILM, "--frameworks", "openvno")
+    assert unknown.status == ExitStatus.USAGE and "did you mean: openvino" in unknown.stderr
+
+
 def test_bad_manifest_exits_2_with_file_key_and_choice(cli, tmp_path):
     manifest = tmp_path / "m.yaml"
     manifest.write_text("name: x\nmodel: {path: m.onnx, format: onnx}\nevaluation: {data: {type: npz, path: e.npz}, "
