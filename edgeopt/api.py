@@ -43,6 +43,7 @@ class SearchOverrides:
     strategy: str | None = None  # exhaustive | cheap-first
     max_candidates: int | None = None
     frameworks: tuple[str, ...] | None = None
+    only: tuple[str, ...] | None = None  # step ids
 
     def applied_to(self, manifest: Manifest) -> Manifest:
         from pydantic import ValidationError
@@ -50,7 +51,8 @@ class SearchOverrides:
         from edgeopt.manifest import SearchSpec
 
         given = {"strategy": self.strategy, "max_candidates": self.max_candidates,
-                 "frameworks": list(self.frameworks) if self.frameworks is not None else None}
+                 "frameworks": list(self.frameworks) if self.frameworks is not None else None,
+                 "only": list(self.only) if self.only is not None else None}
         changes = {key: value for key, value in given.items() if value is not None}
         if not changes:
             return manifest

@@ -124,13 +124,21 @@ def _add_search_options(parser) -> None:
     parser.add_argument("--frameworks", metavar="NAME[,NAME]",
                         help="search only these frameworks (default: the manifest's search.frameworks, or every "
                         "installed one that fits the target)")
+    parser.add_argument("--only", metavar="STEP[,STEP]",
+                        help="evaluate only these steps (ids from `edgeopt plan`) and the steps they read from; "
+                        "the baseline always runs (default: the manifest's search.only, or every step)")
 
 
 def _search_overrides(args):
     from edgeopt.api import SearchOverrides
 
-    frameworks = tuple(name.strip() for name in args.frameworks.split(",") if name.strip()) if args.frameworks else None
-    return SearchOverrides(strategy=args.strategy, max_candidates=args.max_candidates, frameworks=frameworks)
+    return SearchOverrides(strategy=args.strategy, max_candidates=args.max_candidates,
+                           frameworks=_names(args.frameworks), only=_names(args.only))
+
+
+def _names(listed: str | None) -> tuple[str, ...] | None:
+    """A comma-separated option's names; None when the option was not given."""
+    return tuple(name.strip() for name in listed.split(",") if name.strip()) if listed else None
 
 
 def _add_gate_options(parser, with_ci_flag: bool) -> None:

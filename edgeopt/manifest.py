@@ -217,6 +217,9 @@ class SearchSpec(_Strict):
     time_budget_s: float | None = Field(default=None, gt=0, description="start no new candidate after this")
     frameworks: list[str] | None = Field(
         default=None, description="frameworks to search (default: every installed one that fits the target)")
+    only: list[str] | None = Field(
+        default=None, min_length=1, description="evaluate only these steps (ids as `edgeopt plan` prints them) and "
+        "the steps whose models they read; the baseline always runs")
 
 
 class PackageSpec(_Strict):

@@ -35,7 +35,8 @@ def render_plan(plan: Plan, registry: Registry, environments: Mapping | None = N
     lines += ["", f"baseline: {'the source model' if plan.baseline == 'source' else 'output of step ' + plan.baseline}"
               f", run by {plan.baseline_framework}",
               f"search: {plan.search.strategy}" + (f", at most {plan.search.max_candidates} candidates" if plan.search.max_candidates else "")
-              + (f", time budget {plan.search.time_budget_s:g} s" if plan.search.time_budget_s else ""),
+              + (f", time budget {plan.search.time_budget_s:g} s" if plan.search.time_budget_s else "")
+              + (f", only {', '.join(plan.search.only)} and what they read" if plan.search.only else ""),
               "", "steps:"]
     for number, step in enumerate(plan.steps, 1):
         config = ", ".join(f"{k}={v}" for k, v in step.config.items())

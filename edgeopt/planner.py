@@ -132,6 +132,9 @@ def plan(
         symbols["npu_platform"] = target.npu.platform
     steps, skipped = _expand_steps(recipes, searched, baseline_framework, manifest, symbols, registry, target,
                                    source_quantized)
+    if manifest.search.only:
+        steps, left_out = _only(steps, manifest.search.only, skipped, manifest.name)
+        skipped += left_out
     baseline = next((s.id for s in steps if s.role == "baseline"), "source")
     adapters = sorted({*searched, baseline_framework, *(s.pass_name.partition(".")[0] for s in steps)})
     extras = tuple(registry.entry(name).install for name in adapters)
@@ -392,6 +395,30 @@ def _expand_steps(recipes: dict[str, Recipe], searched: list[str], baseline_fram
         raise PlanError(f"pipelines/: duplicate step ids {sorted({i for i in ids if ids.count(i) > 1})} "
                         "(ids must be unique across the frameworks searched)")
     return steps, skipped
+
+
+def _only(steps: list[Step], wanted: list[str], skipped: list[SkippedStep],
+          manifest_name: str) -> tuple[list[Step], list[SkippedStep]]:
+    """search.only: the steps asked for, the steps whose models they read (transitively) and the baseline; the
+    rest are left out of the plan and say so. An escalation whose step is left out no longer waits on it."""
+    by_id = {s.id: s for s in steps}
+    for step_id in wanted:
+        if step_id in by_id:
+            continue
+        planned_out = next((s.reason for s in skipped if s.id == step_id), None)
+        problem = (f"step {step_id!r} is not in this plan: {planned_out}" if planned_out else
+                   f"no step {step_id!r} in this plan (`edgeopt plan` lists them)")
+        raise ManifestError(manifest_name, "search.only", problem, () if planned_out else closest(step_id, by_id))
+    kept = {s.id for s in steps if s.role == "baseline"}
+    for step_id in wanted:
+        while step_id in by_id and step_id not in kept:
+            kept.add(step_id)
+            step_id = by_id[step_id].input
+    left_out = [SkippedStep(id=s.id, pass_name=s.pass_name, reason="left out by search.only (the manifest's, or --only)")
+                for s in steps if s.id not in kept]
+    narrowed = [s if s.escalates is None or s.escalates in kept else s.model_copy(update={"escalates": None})
+                for s in steps if s.id in kept]
+    return narrowed, left_out
 
 
 def _resolve_symbol(value, symbols: dict):

@@ -61,6 +61,21 @@ def test_the_search_is_narrowed_from_the_command_line(cli):
     assert unknown.status == ExitStatus.USAGE and "did you mean: openvino" in unknown.stderr
 
 
+def test_only_keeps_the_steps_asked_for_what_they_read_and_the_baseline(cli):
+    result = cli("plan", MINILM, "--only", "int8-static,tuned-iot2-emaoff", "--json")
+    assert result.status == ExitStatus.OK, result.stderr
+    plan = json.loads(result.stdout)
+    steps = {s["id"]: s for s in plan["steps"]}
+    # int8-static reads the last convert's model, and that one reads the baseline's; the accelerate step reads
+    # whichever candidate leads when it runs
+    assert set(steps) == {plan["baseline"], "fp32-opt", "int8-static", "tuned-iot2-emaoff"}
+    assert steps["int8-static"]["input"] == "fp32-opt" and steps["fp32-opt"]["input"] == plan["baseline"]
+    left_out = {s["id"]: s["reason"] for s in plan["skipped"]}
+    assert "left out by search.only" in left_out["ov-int8"] and "left out by search.only" in left_out["fp16"]
+    unknown = cli("plan", MINILM, "--only", "int8-statik")
+    assert unknown.status == ExitStatus.USAGE and "search.only" in unknown.stderr and "int8-static" in unknown.stderr
+
+
 def test_bad_manifest_exits_2_with_file_key_and_choice(cli, tmp_path):
     manifest = tmp_path / "m.yaml"
     manifest.write_text("name: x\nmodel: {path: m.onnx, format: onnx}\nevaluation: {data: {type: npz, path: e.npz}, "
