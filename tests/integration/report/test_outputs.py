@@ -18,9 +18,12 @@ LENIENT = {"accuracy_retained": 0.5, "speedup": 0.01, "memory_cut": -10.0}
 
 @pytest.fixture
 def built(cli, mlp_project, tmp_path):
-    """One build whose gates something passes, so there is a selected model to package."""
+    """One build whose gates something passes, so there is a selected model to package: three candidates that
+    keep the model's dynamic batch (which one is selected depends on timing; a fixed-shape one, fp32-fixed or
+    ov-fixed, would package the shape [1, 64])."""
     out = tmp_path / "build"
-    result = cli("build", str(mlp_project(gates=LENIENT, search={"max_candidates": 4})), "--out", str(out), "--quiet")
+    search = {"frameworks": ["onnxruntime"], "only": ["int8-dynamic", "int8-static"]}  # and fp32-opt
+    result = cli("build", str(mlp_project(gates=LENIENT, search=search)), "--out", str(out), "--quiet")
     assert result.status == ExitStatus.OK, result.stderr
     return out
 
