@@ -68,12 +68,12 @@ def rebuild_and_ship(cli, name: str, out: Path, first: dict, python: str, real_i
     return real.stdout
 
 
-def build(cli, name: str, out: Path, *extra: str) -> dict:
+def build(cli, name: str, out: Path, *extra: str, measured_at_least: int = 3) -> dict:
     result = cli("build", str(EXAMPLES / name / "manifest.yaml"), "--out", str(out), *extra)
     assert result.status in (ExitStatus.OK, ExitStatus.GATES_FAILED), result.stderr
     report = json.loads((out / "report.json").read_text())
     measured = [c for c in report["candidates"] if c["status"] == "ok"]
-    assert len(measured) >= 3, [(c["id"], c["error"]) for c in report["candidates"]]
+    assert len(measured) >= measured_at_least, [(c["id"], c["error"]) for c in report["candidates"]]
     assert result.status == (ExitStatus.OK if report["selected"] else ExitStatus.GATES_FAILED)
     return report
 
@@ -172,10 +172,12 @@ def test_fashion_mnist_for_an_orange_pi_3b(cli, tmp_path, aarch64_env):
 def test_ocr_for_a_raspberry_pi_5(cli, tmp_path, aarch64_env):
     pytest.importorskip("rapidocr_onnxruntime")
     pytest.importorskip("PIL")
-    report = build(cli, "ocr", tmp_path / "out", "--target", "rpi5", "--quiet", "--max-candidates", "3")
+    # one candidate beside the baseline: each model takes ~2 min here (4 lines recognized under emulation, counted)
+    report = build(cli, "ocr", tmp_path / "out", "--target", "rpi5", "--quiet", "--max-candidates", "1",
+                   measured_at_least=1)
     assert_decided_on_the_board(report, "cortex-a76")
     skipped = [c for c in report["candidates"] if c["status"] == "skipped"]
-    assert len(skipped) > 10 and all("search.max_candidates (3) reached" in c["error"] for c in skipped), skipped
+    assert len(skipped) > 10 and all("search.max_candidates (1) reached" in c["error"] for c in skipped), skipped
     assert report["baseline"]["metrics"]["target"]["emulated"]["agreement"]["samples"] == 4
 
 
@@ -199,7 +201,7 @@ def test_smollm2_quantized_for_an_arm_board(cli, tmp_path):
         subprocess.run([sys.executable, "prepare.py"], cwd=example, check=True)
     out = tmp_path / "out"
     result = cli("build", str(example / "manifest.yaml"), "--target", "rk3566", "--out", str(out), "--quiet",
-                 "--only", "gguf-q8_0,gguf-q5_k_m,gguf-q4_k_m,gguf-q4_k_m-imatrix")
+                 "--only", "gguf-q8_0,gguf-q4_k_m,gguf-q4_k_m-imatrix")  # (every type: tests/integration/llm)
     assert result.status in (ExitStatus.OK, ExitStatus.GATES_FAILED), result.stderr
     report = json.loads((out / "report.json").read_text())
     baseline = report["baseline"]
@@ -211,7 +213,7 @@ def test_smollm2_quantized_for_an_arm_board(cli, tmp_path):
     # field notes: llama.cpp perplexity of SmolLM2-135M is ~16 on 512 tokens of English
     assert 5 < baseline["metrics"]["accuracy"]["perplexity"] < 60
     by_id = {c["id"]: c for c in report["candidates"]}
-    for step in ("gguf-q8_0", "gguf-q5_k_m", "gguf-q4_k_m"):
+    for step in ("gguf-q8_0", "gguf-q4_k_m"):
         c = by_id[step]
         assert c["status"] == "ok", c["error"]
         assert c["metrics"]["llm"]["generation_tokens_per_s"] > 1

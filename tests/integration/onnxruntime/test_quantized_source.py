@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 
 from edgeopt.errors import ExitStatus
 from tests.integration.conftest import write_mlp_project
@@ -66,6 +67,9 @@ def test_a_qoperator_source_skips_what_needs_a_float_graph_and_says_why(cli, tmp
 
 def test_a_quantized_source_builds_with_no_candidate_onnx_runtime_refuses(cli, qdq_project, tmp_path):
     out = tmp_path / "out"
+    manifest = yaml.safe_load(qdq_project.read_text())
+    manifest["search"]["only"] = ["fp32-dequantized", "int8-dynamic-pc", "int8-static", "fp16", "tuned-iot2-emaon"]
+    qdq_project.write_text(yaml.safe_dump(manifest))
     result = cli("build", str(qdq_project), "--out", str(out), "--quiet")
     assert result.status in (ExitStatus.OK, ExitStatus.GATES_FAILED), result.stderr
     report = json.loads((out / "report.json").read_text())
