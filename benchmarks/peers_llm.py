@@ -21,7 +21,7 @@ Usage:
   python benchmarks/peers_llm.py --manifest examples/smollm2/manifest.yaml --build BUILD --peers DIR
                                                                   # -> benchmarks/results/peers-smollm2.json
 
-Status: written, not yet run to the end (there is no results file yet); the SmolLM2 figures in the README come from
+Status: written, not yet run to the end (there is no results file yet); SmolLM2 figures reported so far come from
 the example's own build (perplexity from edgeopt's measurement), not from this script.
 """
 
