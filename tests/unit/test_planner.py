@@ -72,6 +72,22 @@ def test_the_manifest_can_narrow_the_search_to_some_frameworks():
              registry(), load_gate_policies())
 
 
+def test_search_only_keeps_the_steps_asked_for_their_inputs_and_the_baseline():
+    escalating = recipe("fake").model_dump(by_alias=True)
+    escalating["stages"][1]["passes"] += [
+        {"id": "fake-mid", "pass": "fake.shrink"}, {"id": "fake-int8", "pass": "fake.shrink"},
+        {"id": "fake-safer", "pass": "fake.shrink", "input": "fake-mid", "escalates": "fake-int8"}]
+    recipes = {"fake": Recipe(**escalating), "other": recipe("other")}
+    p = plan(manifest(search={"only": ["fake-safer"]}), target(), recipes, registry(), load_gate_policies())
+    # fake-safer reads fake-mid, which reads fake-cal (fake's baseline); the rest, other's too, is left out
+    assert [s.id for s in p.steps] == ["fake-cal", "fake-mid", "fake-safer"]
+    assert p.step("fake-safer").escalates is None  # the step it escalates is left out: nothing to wait for
+    left_out = {s.id: s.reason for s in p.skipped}
+    assert all("left out by search.only" in left_out[i] for i in ("fake-int8", "fake-small-t1", "other-cal"))
+    with pytest.raises(ManifestError, match="search.only"):
+        plan(manifest(search={"only": ["fake-safr"]}), target(), recipes, registry(), load_gate_policies())
+
+
 def test_duplicate_step_ids_across_frameworks_are_refused():
     clash = {"fake": recipe("fake"), "other": recipe("other", id="fake-small")}
     with pytest.raises(PlanError, match="duplicate step ids"):
