@@ -50,9 +50,9 @@ class SearchOverrides:
 
         from edgeopt.manifest import SearchSpec
 
-        given = {"strategy": self.strategy, "max_candidates": self.max_candidates,
-                 "frameworks": list(self.frameworks) if self.frameworks is not None else None,
-                 "only": list(self.only) if self.only is not None else None}
+        # the tuples become SearchSpec's lists as it validates them
+        given = {"strategy": self.strategy, "max_candidates": self.max_candidates, "frameworks": self.frameworks,
+                 "only": self.only}
         changes = {key: value for key, value in given.items() if value is not None}
         if not changes:
             return manifest
