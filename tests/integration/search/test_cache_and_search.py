@@ -120,8 +120,8 @@ def test_max_candidates_bounds_the_search_and_the_frontier_is_marked(cli, mlp_pr
 
 
 def test_local_executor_runs_passes_in_parallel_and_times_one_window_at_a_time(cli, mlp_project, tmp_path):
-    result = cli("build", str(mlp_project(search={"frameworks": ["onnxruntime"], "max_candidates": 8})), "--out", str(tmp_path),
-                 "--quiet", "--jobs", "2")
+    manifest = mlp_project(search={"frameworks": ["onnxruntime"], "max_candidates": 8})
+    result = cli("build", str(manifest), "--out", str(tmp_path), "--quiet", "--jobs", "2")
     assert result.status in (ExitStatus.OK, ExitStatus.GATES_FAILED), result.stderr
     search = report_of(tmp_path)["search"]
     assert search["executor"] == "local" and search["parallelism"] == 2

@@ -94,7 +94,7 @@ def test_a_missing_environment_is_exit_4_with_the_command(cli, mlp_project, tmp_
     assert listed.status == ExitStatus.OK and "aarch64: missing" in listed.stdout
 
 
-@pytest.mark.slow  # ~3 min: every candidate emulated and counted (~25 s each)
+@pytest.mark.slow  # ~4 min: every model emulated and counted (~35 s each on 2 Zen 1 cores)
 def test_a_build_for_an_arm_board_decides_on_the_boards_figures(cli, mlp_project, tmp_path, aarch64_env):
     # a float, two int8 and two thread counts (fp32-opt comes along: the quantizers read its model)
     only = ["fp32-opt-ext", "int8-dynamic", "int8-static", "tuned-iot1-emaon", "tuned-iot4-emaon"]
