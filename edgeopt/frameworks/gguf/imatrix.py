@@ -64,9 +64,13 @@ def compute(tool: Path, model: Path, text: Path, out: Path, context: int, thread
     return time.perf_counter() - started
 
 
-def quantize(tool: Path, model: Path, out: Path, file_type: str, imatrix: Path, threads: int,
-             allow_requantize: bool, leave_output_tensor: bool) -> None:
-    command = [str(tool), "--imatrix", str(imatrix)]
+def quantize(tool: Path, model: Path, out: Path, file_type: str, imatrix: Path | None, threads: int,
+             allow_requantize: bool, leave_output_tensor: bool, tensor_types: dict[str, str]) -> None:
+    """llama-quantize: the file type, with the importance matrix when there is one and the tensors named in
+    `tensor_types` (names or patterns) in the type given for each."""
+    command = [str(tool), *(["--imatrix", str(imatrix)] if imatrix else [])]
+    for name, kind in tensor_types.items():
+        command += ["--tensor-type", f"{name}={kind}"]
     command += ["--allow-requantize"] if allow_requantize else []
     command += ["--leave-output-tensor"] if leave_output_tensor else []
     _run([*command, str(model), str(out), file_type, str(threads)], "llama-quantize")

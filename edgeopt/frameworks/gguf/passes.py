@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from edgeopt.artifact import ModelArtifact
 from edgeopt.frameworks.base import runtime_settings_pass
@@ -21,6 +23,7 @@ from edgeopt.frameworks.gguf.runtime import (
 from edgeopt.passes import Pass, PassConfig, PassContext
 
 QuantType = Literal["F16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_0", "Q4_K_M", "Q4_0", "Q4_1", "IQ4_NL", "IQ4_XS"]
+TensorType = Literal["F16", "Q8_0", "Q6_K", "Q5_K", "Q5_0", "Q4_K", "Q4_0", "IQ4_NL"]  # one tensor's type (ggml's names)
 _EXPECTED = {  # the tensor types a file type is made of; anything else in a 2-D weight is a fallback
     "F16": {"F16"}, "Q8_0": {"Q8_0"}, "Q6_K": {"Q6_K"}, "Q5_K_M": {"Q5_K", "Q6_K"}, "Q5_0": {"Q5_0", "Q6_K", "Q8_0"},
     "Q4_K_M": {"Q4_K", "Q6_K"}, "Q4_0": {"Q4_0", "Q6_K", "Q8_0"}, "Q4_1": {"Q4_1", "Q6_K", "Q8_0"},
@@ -36,6 +39,28 @@ class QuantizeConfig(PassConfig):
                           "calibration text activates it (llama.cpp's importance matrix: llama-imatrix, then "
                           "llama-quantize --imatrix, from `edgeopt env create llama.cpp`)")
     imatrix_context: int = Field(default=512, ge=16, description="tokens per chunk llama-imatrix evaluates")
+    tensor_types: dict[str, TensorType] = Field(
+        default_factory=dict, description="tensors (names or regular expressions, as llama-quantize --tensor-type "
+        "matches them: 'ffn_down' is every layer's) quantized to another type than the file's, e.g. the ones 4-bit "
+        "hurts most kept in Q8_0 (llama-quantize, from `edgeopt env create llama.cpp`)")
+
+    @field_validator("tensor_types")
+    @classmethod
+    def _tensor_patterns(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:  # each goes to llama-quantize as one NAME=TYPE argument, NAME a regular expression
+            if not name or "=" in name or any(c.isspace() for c in name):
+                raise ValueError(f"tensor_types: {name!r} is not a tensor name or pattern (e.g. ffn_down, attn_v)")
+            try:
+                re.compile(name)
+            except re.error as error:
+                raise ValueError(f"tensor_types: {name!r} is not a regular expression ({error})") from None
+        return value
+
+    @property
+    def uses_tools(self) -> bool:
+        """llama.cpp's own llama-quantize does it: the binding's quantizer takes neither an importance matrix nor
+        per-tensor types (both are pointers to C++ containers)."""
+        return self.imatrix or bool(self.tensor_types)
 
 
 class Quantize(Pass):
@@ -46,7 +71,7 @@ class Quantize(Pass):
 
     @classmethod
     def environments(cls, config: QuantizeConfig) -> tuple[str, ...]:
-        return ("llama.cpp",) if config.imatrix else ()
+        return ("llama.cpp",) if config.uses_tools else ()
 
     @classmethod
     def calibrates(cls, config: QuantizeConfig) -> bool:
@@ -59,12 +84,12 @@ class Quantize(Pass):
         source = Path(artifact.path)
         requantize = artifact.precision not in ("f16", "f32", "F16", "F32")
         threads = config.threads or os.cpu_count() or 1
-        if config.imatrix:
-            imatrix_notes = _quantize_with_imatrix(config, source, out, context, threads, requantize)
+        imatrix_notes = None
+        if config.uses_tools:
+            imatrix_notes = _quantize_with_tools(config, source, out, context, threads, requantize)
         else:
-            imatrix_notes = None
             _quantize(config, source, out, threads, requantize)
-        notes = tensor_types(out, config.type)
+        notes = tensor_types(out, config.type, config.tensor_types.values())
         notes["requantized_from"] = artifact.precision if requantize else None
         notes["imatrix"] = imatrix_notes
         return gguf_artifact(artifact, out, context, f"gguf.{self.name}", config, config.type, notes)
@@ -82,18 +107,30 @@ def _quantize(config: QuantizeConfig, source: Path, out: Path, threads: int, req
         raise RuntimeError(f"llama_model_quantize failed with status {status}")
 
 
-def _quantize_with_imatrix(config: QuantizeConfig, source: Path, out: Path, context: PassContext, threads: int,
-                           requantize: bool) -> dict:
-    """The importance matrix of `source` on the calibration text (made once per build, whichever imatrix step comes
-    first), then the quantization that reads it; what was fitted on, and how long it took."""
+def _quantize_with_tools(config: QuantizeConfig, source: Path, out: Path, context: PassContext, threads: int,
+                         requantize: bool) -> dict | None:
+    """llama-quantize, reading the importance matrix when the config asks for one; returns what the matrix was
+    fitted on (None without one)."""
     from edgeopt.envs import LLAMA_CPP, environment
+    from edgeopt.frameworks.gguf import imatrix
+
+    env = environment(LLAMA_CPP, os.environ)
+    matrix, notes = _importance_matrix(config, source, out, context, env, threads) if config.imatrix else (None, None)
+    imatrix.quantize(env.tool("llama-quantize"), source, out, config.type, matrix, threads, requantize,
+                     config.leave_output_tensor, config.tensor_types)
+    return notes  # the matrix stays in the build's shared folder (not cached, not packaged: the file alone is the model)
+
+
+def _importance_matrix(config: QuantizeConfig, source: Path, out: Path, context: PassContext, env,
+                       threads: int) -> tuple[Path, dict]:
+    """The importance matrix of `source` on the calibration text (made once per build, whichever imatrix step comes
+    first); what it was fitted on, and how long it took."""
     from edgeopt.frameworks.gguf import imatrix
     from edgeopt.hashing import files_digest, value_digest
 
     if context.calibration_data is None:
         raise ValueError("an importance matrix needs calibration text, and the build gave the pass none")
-    env = environment(LLAMA_CPP, os.environ)
-    compute_tool, quantize_tool = env.tool("llama-imatrix"), env.tool("llama-quantize")
+    compute_tool = env.tool("llama-imatrix")
     text = out.parent / "calibration.txt"
     notes = imatrix.calibration_text(source, context.calibration_data, context.calibration_skip_tokens,
                                      config.imatrix_context, text)
@@ -108,20 +145,21 @@ def _quantize_with_imatrix(config: QuantizeConfig, source: Path, out: Path, cont
     text.unlink()
     notes["imatrix_reused"] = reused
     notes["imatrix_seconds"] = round(seconds[0], 1) if seconds else 0.0
-    imatrix.quantize(quantize_tool, source, out, config.type, matrix, threads, requantize, config.leave_output_tensor)
-    return notes  # the matrix stays in the build's shared folder (not cached, not packaged: the file alone is the model)
+    return matrix, notes
 
 
-def tensor_types(path: Path, requested: str) -> dict:
+def tensor_types(path: Path, requested: str, overrides: Iterable[str] = ()) -> dict:
     """What the file really holds: tensor counts per type, and the 2-D weights that fell back to
-    another type (K-quants need rows divisible by 256; SmolLM's 576-wide rows are not)."""
+    another type (K-quants need rows divisible by 256; SmolLM's 576-wide rows are not). `overrides`: the types
+    asked for some tensors, which are not fallbacks."""
+    expected = _EXPECTED.get(requested, {requested}) | set(overrides)
     reader = gguf_py().GGUFReader(str(path))
     counts: dict[str, int] = {}
     fallbacks = []
     for tensor in reader.tensors:
         kind = tensor.tensor_type.name
         counts[kind] = counts.get(kind, 0) + 1
-        if len(tensor.shape) >= 2 and kind not in _EXPECTED.get(requested, {requested}) and kind not in ("F32",):
+        if len(tensor.shape) >= 2 and kind not in expected and kind not in ("F32",):
             fallbacks.append({"tensor": tensor.name, "type": kind, "row": int(tensor.shape[0])})
     return {"tensor_types": counts, "fallbacks": len(fallbacks), "fallback_tensors": fallbacks[:40]}
 

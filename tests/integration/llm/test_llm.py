@@ -106,7 +106,7 @@ def _llama_cpp_tools_ready() -> bool:
 def _check_importance_matrix(by_id: dict) -> None:
     """The imatrix steps: fitted on the evaluation text past the 256 tokens perplexity scores, and the matrix changes
     the file (a Q4_0 with it is not byte for byte the plain Q4_0)."""
-    steps = ("gguf-q4_k_m-imatrix", "gguf-q4_0-imatrix", "gguf-iq4_nl-imatrix")
+    steps = ("gguf-q4_k_m-imatrix", "gguf-q4_0-imatrix", "gguf-iq4_nl-imatrix", "gguf-iq4_nl-imatrix-mixed")
     if not _llama_cpp_tools_ready():
         for step in steps:  # the candidate fails with the command that builds the tools; the build goes on
             assert by_id[step]["status"] == "failed" and "edgeopt env create llama.cpp" in by_id[step]["error"]
@@ -117,7 +117,7 @@ def _check_importance_matrix(by_id: dict) -> None:
         fitted = c["lineage"][-1]["notes"]["imatrix"]
         assert fitted["skipped_tokens"] == 256 and fitted["calibration_tokens"] >= 2 * fitted["context"]
         assert c["metrics"]["accuracy"]["perplexity"] > 1
-    # one matrix for the three file types: whichever step came first made it, the others read it
+    # one matrix for the four file types: whichever step came first made it, the others read it
     made = [step for step in steps if not by_id[step]["lineage"][-1]["notes"]["imatrix"]["imatrix_reused"]]
     assert len(made) == 1 and by_id[made[0]]["lineage"][-1]["notes"]["imatrix"]["imatrix_seconds"] > 0
     assert by_id["gguf-iq4_nl-imatrix"]["lineage"][-1]["notes"]["tensor_types"].get("IQ4_NL", 0) > 0
@@ -130,6 +130,14 @@ def _check_importance_matrix(by_id: dict) -> None:
     changed = [t.name for t in weighted.tensors if t.name in before and t.tensor_type.name == "Q4_0"
                and not np.array_equal(t.data, before[t.name].data)]
     assert changed, "the importance matrix changed no Q4_0 weight"
+    # the mixed file: FFN down and attention V in Q8_0 as its recipe asks, every other layer weight IQ4_NL
+    mixed = by_id["gguf-iq4_nl-imatrix-mixed"]
+    kinds = {t.name: t.tensor_type.name for t in GGUFReader(mixed["model_path"]).tensors if t.name.startswith("blk.")
+             and t.name.endswith(".weight") and len(t.shape) == 2}
+    kept = {name: kind for name, kind in kinds.items() if ".ffn_down." in name or ".attn_v." in name}
+    assert kept and set(kept.values()) == {"Q8_0"}
+    assert {kind for name, kind in kinds.items() if name not in kept} == {"IQ4_NL"}
+    assert mixed["lineage"][-1]["notes"]["fallbacks"] == 0
 
 
 @pytest.mark.gguf
