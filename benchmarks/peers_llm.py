@@ -22,7 +22,7 @@ Usage:
                                                                   # -> benchmarks/results/peers-smollm2.json
 
 Measured (benchmarks/results/peers-smollm2.json: 2 vCPU Intel Xeon with AVX-512 and AMX, 12 rounds): edgeopt's
-gguf-iq4_nl-imatrix-mixed, 39% of the F16 file, is +1.7% / +2.2% over F16's perplexity (scored / held-out) at 1.22x
+gguf-iq4_nl-imatrix-mixed, 39% of the F16 file, is +1.7% / +2.3% over F16's perplexity (scored / held-out) at 1.22x
 [IQR 1.16-1.24] the generation speed of llama.cpp's own Q4_K_M, which is +2.6% / +12.7%.
 """
 
