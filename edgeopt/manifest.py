@@ -211,7 +211,8 @@ class GateOverrides(_Strict):
 class SearchSpec(_Strict):
     strategy: Literal["exhaustive", "cheap-first"] = Field(
         default="exhaustive",
-        description="exhaustive: every candidate of the space; cheap-first: cheapest passes first, stop once one "
+        description="exhaustive: every candidate of the space; cheap-first: cheapest passes first, skip what can only "
+        "buy back accuracy already kept and what repeats an option that lost on a similar pair, stop once one "
         "candidate passes every gate")
     max_candidates: int | None = Field(default=None, ge=1, description="evaluate at most this many candidates")
     time_budget_s: float | None = Field(default=None, gt=0, description="start no new candidate after this")

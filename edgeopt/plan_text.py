@@ -37,6 +37,9 @@ def render_plan(plan: Plan, registry: Registry, environments: Mapping | None = N
               f"search: {plan.search.strategy}" + (f", at most {plan.search.max_candidates} candidates" if plan.search.max_candidates else "")
               + (f", time budget {plan.search.time_budget_s:g} s" if plan.search.time_budget_s else "")
               + (f", only {', '.join(plan.search.only)} and what they read" if plan.search.only else ""),
+              *(["  cheapest passes first; skips escalations of steps that keep accuracy and steps that repeat an "
+                 "option which lost on a similar pair; stops at the first candidate passing every gate"]
+                if plan.search.strategy == "cheap-first" else []),
               "", "steps:"]
     for number, step in enumerate(plan.steps, 1):
         config = ", ".join(f"{k}={v}" for k, v in step.config.items())

@@ -73,8 +73,14 @@ class RecipeEntry(_Strict):
         if not self.space:
             return [(self.id, dict(self.config))]
         keys = list(self.space)
+        crossed = list(itertools.product(*(self.space[k] for k in keys)))
+        # the points one option away from the first come before those two or more away: a cheap-first search
+        # has then measured each option on its own when it reaches the combinations, and can prune those that
+        # repeat an option that lost (edgeopt.pruning)
+        first = crossed[0]
+        crossed.sort(key=lambda values: sum(v != f for v, f in zip(values, first)))
         points = []
-        for values in itertools.product(*(self.space[k] for k in keys)):
+        for values in crossed:
             suffix = "-".join(f"{_short(k)}{_value(v)}" for k, v in zip(keys, values))
             points.append((f"{self.id}-{suffix}", {**self.config, **dict(zip(keys, values))}))
         return points

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from edgeopt.candidates import CandidateRecord
 from edgeopt.planner import Plan, Step
+from edgeopt.pruning import evidence, pruned_by
 
 STAGES = ("convert", "quantize", "accelerate")
 
@@ -61,6 +62,7 @@ class Scheduler:
     def __init__(self, plan: Plan, parallelism: int, clock: Callable[[], float] = time.monotonic,
                  measured_s: Mapping[str, float] | None = None):
         self.spec = plan.search
+        self.steps = plan.steps
         self.parallelism = max(1, parallelism)
         self.pending: list[Step] = ordered_steps(plan, measured_s)
         self.order = order_basis(plan, measured_s or {})
@@ -79,8 +81,12 @@ class Scheduler:
             self._skip_all(f"not evaluated: {self.stop_reason}")
             return []
         ready = []
+        found = evidence(self.steps, lambda step_id: outcome(state, step_id)) if self.spec.strategy == "cheap-first" else []
         for step in list(self.pending):
             readiness, why = self._escalation_state(step, state)
+            if readiness == "ready" and found:
+                why = pruned_by(step, self.steps, found, lambda step_id: outcome(state, step_id)) or ""
+                readiness = "missing" if why else "ready"
             if readiness == "ready":
                 readiness, why = self._input_state(step, state)
             if readiness == "missing":
@@ -130,9 +136,7 @@ class Scheduler:
             return "ready", ""
         if any(s.id == step.escalates for s in self.pending):
             return "wait", ""
-        before = state.record(step.escalates)
-        if before is not None and before.status == "duplicate" and before.same_as:
-            before = state.record(before.same_as)  # the same model as an earlier candidate: its figures count
+        before = outcome(state, step.escalates)
         if before is None or not before.keeps_accuracy:
             return "ready", ""
         gate = before.gates.get("accuracy_retained")
@@ -163,6 +167,15 @@ class Scheduler:
                 "candidates_started": self.started_candidates, "stopped": self.stop_reason, "order": self.order,
                 "timing": "in rounds, one window at a time, on the machine running the build: each round times the "
                           "baseline and a batch's candidates in a shuffled order; passes and accuracy runs may overlap"}
+
+
+def outcome(state: SearchState, step_id: str) -> CandidateRecord | None:
+    """A step's record; for one that made the same model as an earlier candidate, that candidate's (its figures
+    count for both)."""
+    record = state.record(step_id)
+    if record is not None and record.status == "duplicate" and record.same_as:
+        return state.record(record.same_as)
+    return record
 
 
 def objectives(record: CandidateRecord, higher_is_better: bool, on_target: bool = False) -> tuple[float, ...] | None:

@@ -181,3 +181,26 @@ def test_an_escalation_names_an_earlier_entry_and_steps_through_one_option():
         Recipe(framework="toy", stages=[{"name": "quantize", "passes": [
             {"id": "a", "pass": "toy.round"},
             {"id": "b", "pass": "toy.round", "space": {"bits": [4, 8], "delay_ms": [1, 2]}, "escalates": "a"}]}])
+
+
+def _grid_recipe() -> Recipe:
+    stages = recipe().model_dump(by_alias=True)["stages"]
+    # four points; the toy's speed is its delay: 3 ms loses to 1 ms at equal bits, whatever the bits
+    stages[1]["passes"].append({"id": "grid", "pass": "toy.round", "input": "baseline",
+                                "space": {"bits": [12, 10], "delay_ms": [1, 3]}})
+    return Recipe(framework="toy", stages=stages)
+
+
+def test_cheap_first_prunes_a_point_that_repeats_an_option_which_lost_on_a_similar_pair(project):
+    # a 100x speedup gate: nothing passes every gate, so the search does not stop early
+    result = build(project, search={"strategy": "cheap-first"}, gates={"speedup": 100.0}, the_recipe=_grid_recipe())
+    records = by_id(result)
+    # the points one option away from the first ran; delay 3 lost to delay 1 at 12 bits, so it is not tried at 10
+    assert [records[i].status for i in ("grid-b12-dm1", "grid-b12-dm3", "grid-b10-dm1")] == ["ok"] * 3
+    pruned = records["grid-b10-dm3"]
+    assert pruned.status == "skipped", pruned
+    assert pruned.error.startswith("pruned: delay_ms: 3.0 lost to delay_ms: 1.0 on a similar pair (grid-b12-dm3 ")
+    assert "grid-b10-dm1, which differs from this step the same way, was measured" in pruned.error
+    # an exhaustive search runs it
+    assert by_id(build(project, "exhaustive", gates={"speedup": 100.0}, the_recipe=_grid_recipe()))[
+        "grid-b10-dm3"].status == "ok"
