@@ -136,7 +136,7 @@ class Scheduler:
             return "ready", ""
         if any(s.id == step.escalates for s in self.pending):
             return "wait", ""
-        before = outcome(state, step.escalates)
+        before = outcome(state, self._escalated_from(step))
         if before is None or not before.keeps_accuracy:
             return "ready", ""
         gate = before.gates.get("accuracy_retained")
@@ -144,6 +144,17 @@ class Scheduler:
                 if gate and gate.value is not None else "")
         return "missing", (f"pruned: {before.id} keeps accuracy{held}, and this step only buys accuracy back from it "
                            "(cheap-first)")
+
+    def _escalated_from(self, step: Step) -> str:
+        """The step whose accuracy decides an escalation: the one it escalates or, where that one was not run (an
+        escalation's earlier point, pruned), the one that step escalates, and so on: keeping 8 nodes in float
+        buys back accuracy from the same step as keeping 4 (the search records what it did not run only at the
+        end, so the ledger has no record of those)."""
+        not_run = {skipped.id: skipped for skipped, _, _ in self.not_run}
+        escalated = step.escalates
+        while escalated in not_run and not_run[escalated].escalates is not None:
+            escalated = not_run[escalated].escalates
+        return escalated
 
     def _input_state(self, step: Step, state: SearchState) -> tuple[str, str]:
         if step.input == "source":

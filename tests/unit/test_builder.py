@@ -135,6 +135,8 @@ def _escalating_recipe() -> Recipe:
          "escalates": "int8"},
         {"id": "int2-back", "pass": "toy.round", "input": "baseline", "config": {"delay_ms": 1},
          "space": {"bits": [6, 12]}, "escalates": "int2"},
+        {"id": "int8-back", "pass": "toy.round", "input": "baseline", "config": {"delay_ms": 1},
+         "space": {"bits": [11, 13]}, "escalates": "int8"},
         {"id": "int8-same", "pass": "toy.round", "input": "baseline", "config": {"bits": 8, "delay_ms": 1}},
         {"id": "int8-same-safer", "pass": "toy.round", "input": "baseline", "config": {"bits": 9, "delay_ms": 1},
          "escalates": "int8-same"}]
@@ -150,6 +152,9 @@ def test_cheap_first_prunes_an_escalation_once_the_step_before_it_keeps_accuracy
     assert records["int8-safer"].status == "skipped"
     assert records["int8-safer"].error.startswith("pruned: int8 keeps accuracy (accuracy retained 1")
     assert "measured-host" in records["int8-safer"].error
+    # every point of an escalation of int8 is pruned, the second one too (it escalates the first, never run)
+    assert [records[i].error.split(",")[0] for i in ("int8-back-b11", "int8-back-b13")] == [
+        "pruned: int8 keeps accuracy (accuracy retained 1"] * 2
     # int2 lost accuracy: its escalation runs, 6 bits first; 6 bits keeps it, so 12 bits is pruned
     assert records["int2-back-b6"].status == "ok" and records["int2-back-b6"].keeps_accuracy
     assert records["int2-back-b12"].status == "skipped" and "pruned: int2-back-b6 keeps" in records["int2-back-b12"].error
