@@ -58,7 +58,7 @@ def lost_to(loser: CandidateRecord, winner: CandidateRecord) -> str | None:
         if mine > theirs + tolerance:
             return None
     return (f"{loser.id} {slow:.2f}x (95% interval up to {slow_high:.2f}) against {winner.id} {fast:.2f}x (from "
-            f"{fast_low:.2f}), no more accurate, no smaller")
+            f"{fast_low:.2f}), no more accurate, no smaller, no lighter")
 
 
 def _interval(record: CandidateRecord, speedup: float) -> tuple[float, float]:
