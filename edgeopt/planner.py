@@ -429,6 +429,8 @@ def _resolve_symbol(value, symbols: dict):
         return symbols[value]
     if isinstance(value, list):
         return [_resolve_symbol(v, symbols) for v in value]
+    if isinstance(value, dict):
+        return {k: _resolve_symbol(v, symbols) for k, v in value.items()}
     return value
 
 

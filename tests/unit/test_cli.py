@@ -76,6 +76,17 @@ def test_only_keeps_the_steps_asked_for_what_they_read_and_the_baseline(cli):
     assert unknown.status == ExitStatus.USAGE and "search.only" in unknown.stderr and "int8-static" in unknown.stderr
 
 
+def test_lean_mapped_reads_leans_input_and_gives_leans_settings_itself(cli):
+    # so that the two are timed in the same rounds; "cores" is resolved inside the nested settings too
+    result = cli("plan", MINILM, "--target", "rk3566", "--frameworks", "onnxruntime", "--json")
+    assert result.status == ExitStatus.OK, result.stderr
+    steps = {s["id"]: s for s in json.loads(result.stdout)["steps"]}
+    lean, mapped = steps["lean"], steps["lean-mapped"]
+    assert mapped["input"] == lean["input"] == "@leader-memory"
+    assert lean["config"]["intra_op_threads"] == 4  # the RK3566's four Cortex-A55 cores
+    assert mapped["config"]["session"] == lean["config"]
+
+
 def test_bad_manifest_exits_2_with_file_key_and_choice(cli, tmp_path):
     manifest = tmp_path / "m.yaml"
     manifest.write_text("name: x\nmodel: {path: m.onnx, format: onnx}\nevaluation: {data: {type: npz, path: e.npz}, "

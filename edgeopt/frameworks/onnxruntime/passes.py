@@ -355,32 +355,6 @@ class QuantizeWeights(Pass):
                       precision=f"int{config.bits}-weights", notes=counts)
 
 
-class ExternalWeightsConfig(PassConfig):
-    min_bytes: int = Field(default=1024, ge=0, description="initializers at least this large move to the data file")
-
-
-class ExternalWeights(Pass):
-    name = "external_weights"
-    Config = ExternalWeightsConfig
-    summary = ("the weights in a data file beside the model, which ONNX Runtime maps into memory rather than "
-               "parsing them out of the model and copying them: less peak memory while a session loads")
-
-    def apply(self, config: ExternalWeightsConfig, artifact: ModelArtifact, context: PassContext) -> ModelArtifact:
-        import onnx
-
-        if artifact.files:
-            raise NothingToDo(f"the weights already lie beside the model ({', '.join(artifact.files)})")
-        out = fresh_dir(context.output_dir) / MODEL_FILE
-        data = f"{MODEL_FILE}.data"
-        onnx.save(onnx.load(artifact.path), str(out), save_as_external_data=True, all_tensors_to_one_file=True,
-                  location=data, size_threshold=config.min_bytes)
-        if not (out.parent / data).exists():
-            raise NothingToDo(f"no initializer of {config.min_bytes} bytes or more to move out of the model")
-        made = derive(artifact, out, context, f"onnxruntime.{self.name}", config,
-                      notes={"data_file_bytes": (out.parent / data).stat().st_size})
-        return made.model_copy(update={"files": (data,)})
-
-
 class Fp16Config(PassConfig):
     keep_io_types: bool = Field(default=True, description="inputs and outputs stay float32 for the caller")
     op_block_list: list[str] = []
@@ -418,6 +392,39 @@ class SessionConfig(PassConfig):
 Session = runtime_settings_pass(
     "onnxruntime", SessionConfig, name="session",
     summary="runtime configuration (threads, memory arena, optimization level); the model file is unchanged")
+
+
+class ExternalWeightsConfig(PassConfig):
+    min_bytes: int = Field(default=1024, ge=0, description="initializers at least this large move to the data file")
+    session: SessionConfig | None = Field(
+        default=None, description="runtime settings given with it (as onnxruntime.session gives them), so that the "
+        "step can read the candidate those settings apply to and be timed in the same rounds as its sibling that "
+        "only sets them (else the input's settings travel on)")
+
+
+class ExternalWeights(Pass):
+    name = "external_weights"
+    Config = ExternalWeightsConfig
+    summary = ("the weights in a data file beside the model, which ONNX Runtime maps into memory rather than "
+               "parsing them out of the model and copying them: less peak memory while a session loads")
+
+    def apply(self, config: ExternalWeightsConfig, artifact: ModelArtifact, context: PassContext) -> ModelArtifact:
+        import onnx
+
+        if artifact.files:
+            raise NothingToDo(f"the weights already lie beside the model ({', '.join(artifact.files)})")
+        out = fresh_dir(context.output_dir) / MODEL_FILE
+        data = f"{MODEL_FILE}.data"
+        onnx.save(onnx.load(artifact.path), str(out), save_as_external_data=True, all_tensors_to_one_file=True,
+                  location=data, size_threshold=config.min_bytes)
+        if not (out.parent / data).exists():
+            raise NothingToDo(f"no initializer of {config.min_bytes} bytes or more to move out of the model")
+        made = derive(artifact, out, context, f"onnxruntime.{self.name}", config,
+                      notes={"data_file_bytes": (out.parent / data).stat().st_size})
+        settings = made.runtime_config
+        if config.session is not None:
+            settings = {k: v for k, v in config.session.model_dump().items() if v is not None}
+        return made.model_copy(update={"files": (data,), "runtime_config": settings})
 
 
 @contextmanager

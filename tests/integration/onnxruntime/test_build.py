@@ -284,3 +284,8 @@ def test_external_weights_move_to_a_data_file_the_runtime_reads_with_the_same_ou
     np.testing.assert_array_equal(run(made.path), run(artifact.path))
     with pytest.raises(NothingToDo, match="already lie beside"):
         ExternalWeights().apply(ExternalWeights.Config(), made, PassContext(output_dir=tmp_path / "b", step="m"))
+    # settings given with it replace the input's (lean-mapped reads lean's input, and is timed beside lean)
+    given = ExternalWeights.Config(session={"intra_op_threads": 2, "enable_mem_pattern": False})
+    lean = ExternalWeights().apply(given, artifact, PassContext(output_dir=tmp_path / "c", step="m"))
+    assert lean.runtime_config == {"intra_op_threads": 2, "graph_optimization_level": "all", "enable_mem_arena": True,
+                                   "enable_mem_pattern": False, "execution_mode": "sequential"}
