@@ -13,6 +13,11 @@ from edgeopt.planner import Plan, Step
 from edgeopt.pruning import evidence, pruned_by
 
 STAGES = ("convert", "quantize", "accelerate")
+# Candidates a cheap-first batch holds at most (more where the executor runs more passes at once). Every batch
+# times the baseline again in each of its rounds: one candidate per batch made a MiniLM build that never stopped
+# early 16% slower than the exhaustive one (benchmarks/results/search-cost-minilm-default-gates.json); three
+# bound what an early stop measures beyond the first passing candidate to two, which selection then weighs too.
+CHEAP_FIRST_BATCH = 3
 
 
 class SearchState(Protocol):
@@ -101,7 +106,7 @@ class Scheduler:
         batch = baseline or ready
         if not baseline:
             if self.spec.strategy == "cheap-first":
-                batch = batch[: self.parallelism]
+                batch = batch[: max(self.parallelism, CHEAP_FIRST_BATCH)]
             if self.spec.max_candidates is not None:
                 batch = batch[: self.spec.max_candidates - self.started_candidates]
         self.started_candidates += sum(s.role == "candidate" for s in batch)
