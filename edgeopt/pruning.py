@@ -43,6 +43,8 @@ def lost_to(loser: CandidateRecord, winner: CandidateRecord) -> str | None:
     where the build has them (as the gates read them)."""
     if loser.status != "ok" or winner.status != "ok":
         return None
+    if _on_target(loser) != _on_target(winner):  # one judged on the board's figures, one on the host's: no verdict
+        return None
     slow, fast = decision_ratio(loser, "speedup"), decision_ratio(winner, "speedup")
     if slow is None or fast is None:
         return None
@@ -64,9 +66,12 @@ def lost_to(loser: CandidateRecord, winner: CandidateRecord) -> str | None:
 def _interval(record: CandidateRecord, speedup: float) -> tuple[float, float]:
     """The speedup's 95% interval as the gates read it; an estimate (the target's, no sampling spread) is a
     point."""
-    on_target = record.target_ratios is not None and record.target_ratios.speedup is not None
     ci = record.ratios.speedup_ci if record.ratios is not None else None
-    return (speedup, speedup) if on_target or ci is None else ci
+    return (speedup, speedup) if _on_target(record) or ci is None else ci
+
+
+def _on_target(record: CandidateRecord) -> bool:
+    return record.target_ratios is not None and record.target_ratios.speedup is not None
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ def test_on_the_targets_figures_an_estimate_is_a_point_and_decides_over_the_host
     assert lost_to(record("a", 3.0, (2.8, 3.2), target_speedup=1.2), record("b", 2.0, (1.9, 2.1), target_speedup=1.3))
     assert lost_to(record("a", 3.0, (2.8, 3.2), target_speedup=1.3), record("b", 2.0, (1.9, 2.1), target_speedup=1.2)) \
         is None
+    # one with the board's figure and one without (its emulation failed): host and target are never mixed
+    assert lost_to(record("a", 3.0, (2.8, 3.2), target_speedup=1.2), record("b", 2.0, (1.9, 2.1))) is None
 
 
 def test_similar_steps_are_one_pass_of_one_framework_and_differ_in_the_settings_named():
