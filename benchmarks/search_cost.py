@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.peers import machine  # noqa: E402
+from edgeopt.candidates import CandidateRecord  # noqa: E402
 
 
 def build(manifest: Path, out: Path, cache: Path, strategy: str) -> tuple[float, dict]:
@@ -44,21 +45,19 @@ def build(manifest: Path, out: Path, cache: Path, strategy: str) -> tuple[float,
 
 
 def summary(seconds: float, report: dict) -> dict:
-    candidates = report["candidates"]
+    candidates = [CandidateRecord.model_validate(c) for c in report["candidates"]]
     selected = report.get("selected")
-    chosen = next((c for c in candidates if c["id"] == selected), None)
+    chosen = next((c for c in candidates if c.id == selected), None)
+    skipped = [c for c in candidates if c.status == "skipped"]
     return {
         "seconds": round(seconds, 1),
-        "measured": sorted(c["id"] for c in candidates if c["status"] == "ok"),
-        "pruned": {c["id"]: c["error"] for c in candidates if c["status"] == "skipped"
-                   and (c.get("error") or "").startswith("pruned:")},
-        "not_evaluated": sorted(c["id"] for c in candidates if c["status"] == "skipped"
-                                and (c.get("error") or "").startswith("not evaluated")),
+        "measured": sorted(c.id for c in candidates if c.status == "ok"),
+        "pruned": {c.id: c.error for c in skipped if (c.error or "").startswith("pruned:")},
+        "not_evaluated": sorted(c.id for c in skipped if (c.error or "").startswith("not evaluated")),
         "stopped": report["search"].get("stopped"),
-        "passing": sorted(c["id"] for c in candidates if c["status"] == "ok" and c["gates"]
-                          and all(g["passed"] for g in c["gates"].values())),
+        "passing": sorted(c.id for c in candidates if c.passed_all_gates),
         "selected": selected,
-        "selected_ratios": chosen["ratios"] if chosen else None,
+        "selected_ratios": chosen.ratios.model_dump(mode="json") if chosen else None,
     }
 
 

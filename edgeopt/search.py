@@ -4,6 +4,7 @@ tells it what happened."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
@@ -86,11 +87,12 @@ class Scheduler:
             self._skip_all(f"not evaluated: {self.stop_reason}")
             return []
         ready = []
-        found = evidence(self.steps, lambda step_id: outcome(state, step_id)) if self.spec.strategy == "cheap-first" else []
+        record = functools.partial(outcome, state)
+        found = evidence(self.steps, record) if self.spec.strategy == "cheap-first" else []
         for step in list(self.pending):
             readiness, why = self._escalation_state(step, state)
             if readiness == "ready" and found:
-                why = pruned_by(step, self.steps, found, lambda step_id: outcome(state, step_id)) or ""
+                why = pruned_by(step, self.steps, found, record) or ""
                 readiness = "missing" if why else "ready"
             if readiness == "ready":
                 readiness, why = self._input_state(step, state)

@@ -231,6 +231,11 @@ class FrameworkAdapter(ABC):
         start a framework's telemetry) and never raises."""
 
 
+def runtime_values(settings: PassConfig) -> dict:
+    """Runtime settings as an artifact carries them (runtime_config): the ones set, unset ones left to the runtime."""
+    return {k: v for k, v in settings.model_dump().items() if v is not None}
+
+
 def runtime_settings_pass(framework: str, config: type[PassConfig], summary: str, name: str = "runtime",
                           ) -> type[Pass]:
     """A runtime-only pass (threads, hints, arenas): the same files, new settings for the runtime."""
@@ -240,9 +245,9 @@ def runtime_settings_pass(framework: str, config: type[PassConfig], summary: str
         cost = 0
 
         def apply(self, settings: PassConfig, artifact: ModelArtifact, context: PassContext) -> ModelArtifact:
-            values = {k: v for k, v in settings.model_dump().items() if v is not None}
             entry = context.lineage(f"{framework}.{name}", settings)
-            return artifact.model_copy(update={"runtime_config": values, "lineage": (*artifact.lineage, entry)})
+            return artifact.model_copy(update={"runtime_config": runtime_values(settings),
+                                               "lineage": (*artifact.lineage, entry)})
 
     RuntimeSettings.name = name
     RuntimeSettings.summary = summary

@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import Field
 
 from edgeopt.artifact import ModelArtifact
-from edgeopt.frameworks.base import runtime_settings_pass
+from edgeopt.frameworks.base import runtime_settings_pass, runtime_values
 from edgeopt.frameworks.common import fresh_dir, timed_shapes
 from edgeopt.frameworks.onnxruntime.runtime import LEVELS, cast, ort
 from edgeopt.passes import NothingToDo, Pass, PassConfig, PassContext
@@ -421,9 +421,7 @@ class ExternalWeights(Pass):
             raise NothingToDo(f"no initializer of {config.min_bytes} bytes or more to move out of the model")
         made = derive(artifact, out, context, f"onnxruntime.{self.name}", config,
                       notes={"data_file_bytes": (out.parent / data).stat().st_size})
-        settings = made.runtime_config
-        if config.session is not None:
-            settings = {k: v for k, v in config.session.model_dump().items() if v is not None}
+        settings = runtime_values(config.session) if config.session is not None else made.runtime_config
         return made.model_copy(update={"files": (data,), "runtime_config": settings})
 
 
