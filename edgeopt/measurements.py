@@ -80,8 +80,10 @@ class TargetFigures(_Value):
 class Measurements(_Value):
     latency_ms: Latency | None = None
     throughput_per_s: float | None = None
-    peak_rss_mb: float | None = None
+    peak_rss_mb: float | None = Field(default=None, description="the timing process's high-water mark, less edgeopt_rss_mb")
     runtime_import_rss_mb: float | None = None
+    edgeopt_rss_mb: float | None = Field(default=None, description="what edgeopt's own modules kept resident in the "
+                                         "timing process: read as it started, left out of the figures above")
     size_mb: float | None = None
     load_s: float | None = None
     threads: int | None = None

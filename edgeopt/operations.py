@@ -117,7 +117,9 @@ def _runtime(module: str):
 class TimingSession:
     """A model loaded once in this process, then timed one window per request."""
 
-    def __init__(self, request: TimingRequest):
+    def __init__(self, request: TimingRequest, edgeopt_rss_mb: float | None = None):
+        """`edgeopt_rss_mb`: what edgeopt's own modules keep resident in this process (the worker reads it
+        as it starts), left out of the memory figures; None (in-process timing) leaves them as read."""
         from edgeopt.measure.system import current_rss_mb
         from edgeopt.measure.timing import timing_feeds
 
@@ -126,6 +128,7 @@ class TimingSession:
         self.runtime = _runtime(request.adapter)
         with candidate_code():
             versions = self.runtime.versions()
+        self._edgeopt_rss_mb = edgeopt_rss_mb or 0.0
         import_rss = current_rss_mb()
         started = time.perf_counter()
         self._windows = 0
@@ -141,8 +144,11 @@ class TimingSession:
         import platform
 
         self.info = SessionInfo(versions=versions, size_mb=size_mb, load_s=time.perf_counter() - started,
-                                threads=threads, runtime_import_rss_mb=import_rss, execution_precision=precision,
-                                machine=platform.machine())
+                                threads=threads, runtime_import_rss_mb=self._without_edgeopt(import_rss),
+                                edgeopt_rss_mb=edgeopt_rss_mb, execution_precision=precision, machine=platform.machine())
+
+    def _without_edgeopt(self, rss_mb: float | None) -> float | None:
+        return None if rss_mb is None else rss_mb - self._edgeopt_rss_mb
 
     def window(self, window: WindowRequest) -> WindowResult:
         from edgeopt.measure.timing import time_generation_window, time_graph_window
@@ -151,8 +157,10 @@ class TimingSession:
         self._windows += 1
         with candidate_code():
             if isinstance(self.runtime, LlmRuntime):
-                return time_generation_window(self._generator, self.request.llm, warmup=first)
-            return time_graph_window(self._session, self._feeds, window)
+                result = time_generation_window(self._generator, self.request.llm, warmup=first)
+            else:
+                result = time_graph_window(self._session, self._feeds, window)
+        return result.model_copy(update={"peak_rss_mb": self._without_edgeopt(result.peak_rss_mb)})
 
 
 # -- emulation (runs inside the target's runtime build) ------------------------------------------------------

@@ -181,6 +181,9 @@ class SessionInfo(_Message):
     load_s: float | None = None
     threads: int | None = None
     runtime_import_rss_mb: float | None = None
+    edgeopt_rss_mb: float | None = Field(default=None, description="resident memory of edgeopt's own modules in the "
+                                         "timing process, left out of runtime_import_rss_mb and every window's "
+                                         "peak_rss_mb; None where it was not read (they include it then)")
     execution_precision: str | None = Field(default=None, description="the precision the runtime says it computes in")
     machine: str | None = Field(default=None, description="platform.machine() of the process that times")
 

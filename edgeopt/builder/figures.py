@@ -31,6 +31,7 @@ def measurements(accuracy: AccuracyResult, timed: Timed, batch_size: int, min_in
     return Measurements(
         latency_ms=latency, throughput_per_s=batch_size * 1000.0 / latency.p50 if latency and latency.p50 else None,
         peak_rss_mb=max(peaks) if peaks else None, runtime_import_rss_mb=info.runtime_import_rss_mb if info else None,
+        edgeopt_rss_mb=info.edgeopt_rss_mb if info else None,
         size_mb=info.size_mb if info and info.size_mb is not None else accuracy.size_mb,
         load_s=info.load_s if info else None, threads=_threads(info, llm, accuracy),
         execution_precision=info.execution_precision if info else None, timed_on=info.machine if info else None,

@@ -19,6 +19,11 @@ from edgeopt.measure.metrics import Metric
 from edgeopt.planner import Plan, Step
 from edgeopt.registry import Registry
 
+# Bumped when what a timing window's figures mean changes, so cached windows of the old kind are missed.
+# 2: peak RSS leaves out edgeopt's own modules (a cached baseline with them beside a new candidate without
+# them would make a memory cut of nothing).
+TIMING_FIGURES = 2
+
 
 def model_identity(artifact: ModelArtifact, registry: Registry) -> str:
     """Two artifacts with this digest are the same candidate: the same model (as its runtime judges
@@ -97,7 +102,7 @@ class CacheKeys:
     def timing_key(self, artifact: ModelArtifact, paired_with: ModelArtifact | None) -> str:
         """One model's timing windows; a candidate's are paired with the baseline's of the same rounds."""
         return make_key(
-            "timing", edgeopt=__version__, model=self.model_key(artifact),
+            "timing", edgeopt=__version__, figures=TIMING_FIGURES, model=self.model_key(artifact),
             baseline=self.model_key(paired_with) if paired_with else None,
             measure=self.manifest.measure.model_dump(mode="json", exclude={"timeout_s", "stall_s", "memory_limit_mb", "speedup_margin"}),
             data=self.data.digests["timing"], versions=self.versions(artifact.framework),
