@@ -16,19 +16,30 @@ from __future__ import annotations
 # memory without them, as a deployed process that holds only numpy, the runtime and the model would use
 # (measured: pydantic and the protocol's models add 17-20 MB, which shrank every peak-RSS cut: MiniLM's
 # int8 session peaked at 110 MB in the worker against 89 MB in a bare process, the fp32 one 213 MB against 186).
-import numpy  # noqa: F401,I001  every runtime's process holds numpy: it counts as the model's, not edgeopt's
+import os
 
-from edgeopt.measure.system import current_rss_mb  # standard library only
+import numpy  # noqa: F401  every runtime's process holds numpy: it counts as the model's, not edgeopt's
 
-_RSS_BEFORE_EDGEOPT_MB = current_rss_mb()
+
+def _resident_bytes() -> int | None:
+    # the standard library alone (nothing of edgeopt's is loaded yet), and nothing that raises: a failure
+    # here, before the protocol can answer, would read as a dead worker rather than a bug of edgeopt's
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+_BEFORE_EDGEOPT_BYTES = _resident_bytes()
 
 import functools  # noqa: E402
-import os  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from pydantic import TypeAdapter  # noqa: E402
 
+from edgeopt.measure.system import current_rss_mb  # noqa: E402
 from edgeopt.operations import ONE_SHOT, TimingSession, respond  # noqa: E402
 from edgeopt.protocol import Request, Response, TimingRequest, WindowRequest  # noqa: E402
 
@@ -36,14 +47,12 @@ _REQUEST = TypeAdapter(Request)
 
 
 def _edgeopt_rss_mb() -> float | None:
-    """Resident memory of edgeopt's own modules in this process (None where /proc cannot say)."""
-    after = current_rss_mb()
-    if after is None or _RSS_BEFORE_EDGEOPT_MB is None:
+    """Resident memory of edgeopt's own modules in this process, read before the runtime loads (None
+    where /proc cannot say)."""
+    now = current_rss_mb()
+    if now is None or _BEFORE_EDGEOPT_BYTES is None:
         return None
-    return max(0.0, after - _RSS_BEFORE_EDGEOPT_MB)
-
-
-_EDGEOPT_RSS_MB = _edgeopt_rss_mb()
+    return max(0.0, now - _BEFORE_EDGEOPT_BYTES / 1e6)
 
 
 def one_shot(request_path: Path, response_path: Path) -> None:
@@ -72,7 +81,7 @@ def serve(reply_fd: int) -> None:
 
 
 def _open_session(line: str, opened: list[TimingSession]):
-    opened.append(TimingSession(TimingRequest.model_validate_json(line), edgeopt_rss_mb=_EDGEOPT_RSS_MB))
+    opened.append(TimingSession(TimingRequest.model_validate_json(line), edgeopt_rss_mb=_edgeopt_rss_mb()))
     return opened[0].info
 
 
