@@ -20,6 +20,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edgeopt.candidates import CandidateRecord  # noqa: E402
 
 
 def timed_build(example: Path, out: Path, cache: Path, *extra: str) -> tuple[float, int]:
@@ -78,7 +81,7 @@ def run_example(name: str, work: Path, extra: list[str]) -> dict:
                 "peak_rss_cut": c["ratios"].get("peak_rss_cut"),
                 "size_cut": c["ratios"].get("size_cut"),
                 "accuracy_retained": c["ratios"].get("accuracy_retained"),
-                "passed_all_gates": bool(c["gates"]) and all(g["passed"] for g in c["gates"].values()),
+                "passed_all_gates": CandidateRecord.model_validate(c).passed_all_gates,
             }
             for c in report["candidates"]
         ],
