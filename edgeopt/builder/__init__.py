@@ -30,6 +30,7 @@ from edgeopt.planner import Plan, Step, require_installed
 from edgeopt.progress import BuildProgress, NoProgress
 from edgeopt.registry import Registry
 from edgeopt.runners import Runner
+from edgeopt.runoff import Runoff, contenders, decide
 from edgeopt.search import Scheduler
 
 
@@ -47,6 +48,7 @@ class BuildResult:
     cache: dict | None = None
     diagnosis: dict | None = None  # per-layer divergence of the candidate that lost most accuracy
     artifacts: Mapping[str, ModelArtifact] = field(default_factory=dict)  # what each step made, by step id
+    runoff: Runoff | None = None  # passing candidates timed again side by side to choose among them
 
 
 class Builder:
@@ -86,6 +88,7 @@ class Builder:
                 self._run(batch)
                 scheduler.batch_done(self.ledger.first_passing())
             self._baseline_ok(scheduler)
+            runoff = self._runoff()
         finally:
             self.measurer.close()
         self.ledger.close_baseline(self.measurer.baseline)
@@ -97,14 +100,36 @@ class Builder:
             error="the baseline could not be made", provenance=self.plan.provenance)
         diagnosis = diagnose(self.ledger, self.plan.baseline, self.registry, self.requests, self.keys, self.cache,
                              self.runner, self.progress)
-        selected = self.ledger.select()
+        selected = self.ledger.record(runoff.chosen) if runoff and runoff.chosen else self.ledger.select()
         if selected is not None:
             self.layout.copy_selected(selected)
         return BuildResult(self.plan, baseline, tuple(self.ledger.records), selected, self.layout.root,
                            time.perf_counter() - started, (*data.notes, *self._notes(baseline)),
                            tuple(self.ledger.frontier()), {**scheduler.summary(self.runner.name),
                                                            "windows": self.measurer.log},
-                           self.cache.summary(), diagnosis, dict(self.ledger.artifacts))
+                           self.cache.summary(), diagnosis, dict(self.ledger.artifacts), runoff)
+
+    def _runoff(self) -> Runoff | None:
+        """Passing candidates the build's figures cannot rank, timed again side by side (edgeopt.runoff)."""
+        entrants = contenders(self.ledger.records, self.ledger.select(), self.manifest.prefer)
+        baseline = self.ledger.artifacts.get(self.plan.baseline)
+        if not entrants or baseline is None:
+            return None
+        key = self.keys.runoff_key([self.ledger.artifacts[r.id] for r in entrants], baseline)
+        cached = self.cache.get_measurement(key)
+        if cached is not None:
+            timed = {record_id: Timed.from_json(data) for record_id, data in cached.items()}
+        else:
+            self.progress.message(f"run-off: {', '.join(r.id for r in entrants)} passed every gate with speedup "
+                                  "intervals that overlap; timing them again side by side")
+            timed = self.measurer.runoff([Item(r.id, self.ledger.artifacts[r.id]) for r in entrants])
+            if timed and all(t.error is None for t in timed.values()):
+                self.cache.put_measurement(key, {record_id: t.to_json() for record_id, t in timed.items()})
+        baseline_windows = {uid: w for t in timed.values() for uid, w in t.baseline_windows.items()}
+        runoff = decide(entrants, {record_id: t.windows for record_id, t in timed.items() if t.error is None},
+                        baseline_windows)
+        self.progress.message(f"run-off: {runoff.reason}")
+        return runoff
 
     def _assemble(self, data: BuildData) -> None:
         m = self.manifest

@@ -103,11 +103,21 @@ class CacheKeys:
         """One model's timing windows; a candidate's are paired with the baseline's of the same rounds."""
         return make_key(
             "timing", edgeopt=__version__, figures=TIMING_FIGURES, model=self.model_key(artifact),
-            baseline=self.model_key(paired_with) if paired_with else None,
-            measure=self.manifest.measure.model_dump(mode="json", exclude={"timeout_s", "stall_s", "memory_limit_mb", "speedup_margin"}),
-            data=self.data.digests["timing"], versions=self.versions(artifact.framework),
-            target=value_digest(self.plan.target.model_dump(mode="json")),
+            baseline=self.model_key(paired_with) if paired_with else None, **self._timing_setup(artifact),
         )
+
+    def runoff_key(self, artifacts: list[ModelArtifact], baseline: ModelArtifact) -> str:
+        """The run-off's windows: these models timed again side by side, beside this baseline."""
+        return make_key(
+            "runoff", edgeopt=__version__, figures=TIMING_FIGURES, models=[self.model_key(a) for a in artifacts],
+            baseline=self.model_key(baseline), **self._timing_setup(*artifacts, baseline),
+        )
+
+    def _timing_setup(self, *artifacts: ModelArtifact) -> dict:
+        return {"measure": self.manifest.measure.model_dump(mode="json", exclude={"timeout_s", "stall_s", "memory_limit_mb",
+                                                                                  "speedup_margin"}),
+                "data": self.data.digests["timing"], "versions": self.versions(*(a.framework for a in artifacts)),
+                "target": value_digest(self.plan.target.model_dump(mode="json"))}
 
     def diagnosis_key(self, artifact: ModelArtifact, reference: ModelArtifact, samples: int) -> str:
         return make_key("diagnosis", edgeopt=__version__, model=self.model_key(artifact), reference=self.model_key(reference),

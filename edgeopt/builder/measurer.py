@@ -188,6 +188,32 @@ class Measurer:
                 self.cache.put_measurement(key, timed.to_json())
         return results
 
+    def runoff(self, items: list[Item]) -> dict[str, Timed]:
+        """`items` timed again side by side, beside the baseline, in `measure.max_rounds` rounds of their own:
+        never from the cache (their earlier windows are what could not tell them apart), and not into a
+        candidate's own entry (its figures stay those its gates read). Each Timed holds the baseline's
+        windows of the same rounds."""
+        if self._baseline_item is None:
+            return {}
+        baseline = self._baseline_member()
+        if baseline.timer is None:
+            return {}
+        members = []
+        for item in items:
+            self.progress.step(item.id, "timing", "loading the model again for the run-off")
+            members.append(self._open(item))
+        try:
+            for number in range(self.max_rounds):
+                live = [m for m in members if m.timer is not None]
+                if len(live) < 2:  # nothing left to compare
+                    break
+                self._round(live, baseline, number, self.max_rounds)
+        finally:
+            for member in members:
+                if member.timer is not None:
+                    member.timer.close()
+        return {m.item.id: m.timed for m in members}
+
     def _open(self, item: Item) -> _Member:
         try:
             timer = self.timing_runner.open_timer(self.requests.timing_job(item.id, item.artifact))

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 from edgeopt.recipes import Recipe
+from edgeopt.report import Report, build_report, render_summary
+from edgeopt.report_html import render_html
 from edgeopt.runners import WorkerBug
 from tests.unit.builder_kit import build, recipe, registry, write_project
 
@@ -213,3 +215,43 @@ def test_cheap_first_prunes_a_point_that_repeats_an_option_which_lost_on_a_simil
     # an exhaustive search runs it
     assert by_id(build(project, "exhaustive", gates={"speedup": 100.0}, the_recipe=_grid_recipe()))[
         "grid-b10-dm3"].status == "ok"
+
+
+def _twins_recipe() -> Recipe:
+    # two candidates as fast as each other (the toy's speed is its delay): no build can rank them by speed
+    return Recipe(framework="toy", stages=[
+        {"name": "convert", "passes": [
+            {"id": "import", "pass": "toy.load", "role": "baseline", "input": "source", "config": {"delay_ms": 4}}]},
+        {"name": "quantize", "passes": [
+            {"id": "int8", "pass": "toy.round", "input": "baseline", "config": {"bits": 8, "delay_ms": 1}},
+            {"id": "int12", "pass": "toy.round", "input": "baseline", "config": {"bits": 12, "delay_ms": 1}}]}])
+
+
+def test_passing_candidates_with_overlapping_speedups_are_timed_again_side_by_side_to_choose(project, tmp_path):
+    # the margin widens every interval by 20%, so the twins' intervals overlap however quiet the sleeps are
+    cache = tmp_path / "cache"
+    result = build(project, "a", cache, the_recipe=_twins_recipe(), measure={"speedup_margin": 0.2})
+    records = by_id(result)
+    assert records["int8"].passed_all_gates and records["int12"].passed_all_gates
+    runoff = result.runoff
+    assert runoff is not None and {c.id for c in runoff.contenders} == {"int8", "int12"}
+    assert all(c.rounds == 5 for c in runoff.contenders)  # measure.max_rounds of its own
+    assert all(3.0 < c.speedup < 5.0 for c in runoff.contenders)  # 4 ms against 1 ms of sleep
+    (comparison,) = runoff.comparisons
+    assert comparison.other != runoff.fastest and 0.8 < comparison.ratio < 1.25
+    assert result.selected.id == runoff.chosen
+    report = build_report(result, "test cpu")
+    assert f"run-off: {runoff.reason}" in render_summary(report) and "Run-off: " in render_html(report)
+    assert Report.model_validate_json(report.model_dump_json()).runoff == runoff  # report.json keeps it, typed
+    # the run-off's windows are its own: each candidate keeps the rounds its gates read
+    assert all(records[i].metrics.timing.rounds < 5 + 5 for i in ("int8", "int12"))
+    windows = [w for w in result.search["windows"]]
+    assert sum(1 for w in windows if w["id"] in ("int8", "int12")) >= 2 * 5 + 2 * 3
+    # a rebuild from the cache reads the same run-off and makes the same choice, timing nothing
+    again = build(project, "b", cache, the_recipe=_twins_recipe(), measure={"speedup_margin": 0.2})
+    assert again.runoff == runoff and again.selected.id == result.selected.id and not again.search["windows"]
+
+
+def test_no_runoff_when_one_passing_candidate_is_plainly_the_fastest(project):
+    result = build(project)
+    assert result.selected.id == "tuned-dm0.5" and result.runoff is None

@@ -1,0 +1,125 @@
+"""The run-off: the last word on which passing candidate is the fastest, when the build's figures cannot say.
+
+Candidates timed in different batches are compared through their ratios to the baseline, each taken in
+its own rounds; on a shared machine those intervals are wide (MiniLM: 2.08-3.42x for one candidate) and
+the best point speedup is partly luck (two builds of the same code selected different candidates). So
+when passing candidates' speedup intervals overlap the best one's, the best and up to two more of them
+are timed again side by side, in the same rounds as the baseline and each other, and the choice follows
+those rounds: the fastest there wins; where the in-round ratio between it and another contender does not
+clear 1 with its 95% interval, the two cannot be told apart on this machine, and the one of least peak
+memory among them is chosen (then the smaller file). Each comparison and how sure it is goes into the
+report. Pure functions over window results; the builder does the timing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgeopt.candidates import CandidateRecord, Preference
+from edgeopt.measure import rounds
+from edgeopt.protocol import WindowResult
+
+MAX_CONTENDERS = 3
+
+
+class Contender(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    build_speedup: float = Field(description="the speedup the gates read, from the candidate's own batch")
+    build_interval: tuple[float, float] | None = None
+    speedup: float | None = Field(default=None, description="median in-round ratio to the baseline in the run-off")
+    interval: tuple[float, float] | None = None
+    rounds: int = 0
+
+
+class Comparison(BaseModel):
+    """The winner against one other contender, in the rounds both were timed in."""
+
+    model_config = ConfigDict(frozen=True)
+
+    other: str
+    ratio: float = Field(description="the other's latency over the winner's, median over rounds (>1: winner faster)")
+    interval: tuple[float, float] | None = None
+    sure: bool = Field(description="the whole 95% interval is above 1")
+
+
+class Runoff(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    contenders: list[Contender]
+    fastest: str | None = Field(default=None, description="the best median speedup in the run-off's rounds")
+    comparisons: list[Comparison] = Field(default_factory=list)
+    chosen: str | None = None
+    reason: str = ""
+
+
+def contenders(records: list[CandidateRecord], selected: CandidateRecord | None, prefer: Preference,
+               ) -> list[CandidateRecord]:
+    """The selected candidate and up to two passing ones whose speedup interval reaches into its, when the
+    choice is by speed and the gates read a speedup timed in rounds (an estimate for a target has no
+    sampling spread, and timing again here would not tell the target's speeds apart)."""
+    if selected is None or prefer != "latency" or _timed_speedup(selected) is None:
+        return []
+    low = _timed_speedup(selected)[1][0]
+    close = [r for r in records if r.id != selected.id and r.passed_all_gates and _timed_speedup(r) is not None
+             and _timed_speedup(r)[1][1] >= low]
+    close.sort(key=lambda r: -_timed_speedup(r)[0])
+    return [selected, *close[:MAX_CONTENDERS - 1]] if close else []
+
+
+def _timed_speedup(record: CandidateRecord) -> tuple[float, tuple[float, float]] | None:
+    gate = record.gates.get("speedup")
+    if gate is None or gate.value is None or gate.interval is None:
+        return None
+    return gate.value, gate.interval
+
+
+def decide(entrants: list[CandidateRecord], windows: Mapping[str, Mapping[str, WindowResult]],
+           baseline: Mapping[str, WindowResult]) -> Runoff:
+    """`windows`: each contender's run-off windows by round; `baseline`: the baseline's windows of the same rounds."""
+    table = []
+    for record in entrants:
+        value, interval = rounds.speedup(rounds.paired_ratios(baseline, windows.get(record.id, {})))
+        build_value, build_interval = _timed_speedup(record)
+        table.append(Contender(id=record.id, build_speedup=build_value, build_interval=build_interval,
+                               speedup=value, interval=interval, rounds=len(windows.get(record.id, {}))))
+    timed = [c for c in table if c.speedup is not None]
+    if len(timed) < 2:
+        return Runoff(contenders=table, reason="fewer than two contenders could be timed again: the build's "
+                      "figures decide")
+    fastest = max(timed, key=lambda c: c.speedup)
+    comparisons = []
+    for other in timed:
+        if other.id == fastest.id:
+            continue
+        ratio, interval = rounds.speedup(rounds.paired_ratios(windows[other.id], windows[fastest.id]))
+        if ratio is not None:
+            comparisons.append(Comparison(other=other.id, ratio=ratio, interval=interval,
+                                          sure=interval is not None and interval[0] > 1.0))
+    tied = [fastest.id, *(c.other for c in comparisons if not c.sure)]
+    by_id = {r.id: r for r in entrants}
+    chosen = min(tied, key=lambda i: _lightness(by_id[i]))
+    return Runoff(contenders=table, fastest=fastest.id, comparisons=comparisons, chosen=chosen,
+                  reason=_reason(fastest.id, chosen, comparisons, tied))
+
+
+def _lightness(record: CandidateRecord) -> tuple:
+    m = record.metrics
+    return (m.peak_rss_mb if m and m.peak_rss_mb is not None else float("inf"),
+            m.size_mb if m and m.size_mb is not None else float("inf"))
+
+
+def _reason(fastest: str, chosen: str, comparisons: list[Comparison], tied: list[str]) -> str:
+    said = "; ".join(f"{c.other} at {c.ratio:.2f}x {fastest}'s latency"
+                     + (f" [{c.interval[0]:.2f}-{c.interval[1]:.2f}]" if c.interval else "") for c in comparisons)
+    if len(tied) == 1:
+        return f"{fastest} was the fastest side by side, with confidence ({said})"
+    others = ", ".join(t for t in tied if t != fastest)
+    if chosen == fastest:
+        return (f"{fastest} was the fastest side by side but not surely faster than {others} ({said}); it is also "
+                "the lightest of them")
+    return (f"{fastest} was the fastest side by side but not surely faster than {others} ({said}): speed cannot "
+            f"tell them apart on this machine, so the one of least peak memory, {chosen}, is chosen")
