@@ -98,6 +98,16 @@ def test_a_speedup_at_the_threshold_gets_extra_rounds_and_stays_inconclusive(pro
     assert not case.passed and case.message.startswith("inconclusive: rerun with more rounds")
 
 
+def test_extra_rounds_go_to_a_speedup_the_gates_margin_leaves_open(project):
+    def script(record_id, n):  # in-round ratios 2.08, 2.25, 2.25, ...: clear of 2.0 alone, not with a 5% margin
+        return (10.0, 0.0) if record_id == "baseline" else (10.0 / (2.08 if n % 3 == 0 else 2.25), 0.0)
+
+    _, int8, _ = run(project, script, measure={"speedup_margin": 0.05})
+    assert int8.metrics.timing.rounds == 5  # not 3: the gate's verdict was open after the planned rounds
+    _, unmargined, _ = run(project, script, measure={"speedup_margin": 0.0})
+    assert unmargined.metrics.timing.rounds == 3 and unmargined.gates["speedup"].verdict == "pass"
+
+
 def test_a_preempted_window_is_timed_again_and_does_not_move_the_verdict(project):
     def script(record_id, n):
         if record_id == "int8" and n == 1:
