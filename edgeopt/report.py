@@ -55,8 +55,9 @@ class Report(BaseModel):
     search: dict | None = None
     cache: dict | None = None
     diagnosis: dict | None = None
-    runoff: Runoff | None = Field(default=None, description="passing candidates timed again side by side to choose "
-                                  "among them, when their speedup intervals overlapped")
+    runoffs: list[Runoff] = Field(default_factory=list, description="candidates timed again side by side to choose "
+                                  "among them (the selected one, a framework's leader), when their speedup intervals "
+                                  "overlapped")
     notes: list[str] = Field(default_factory=list)
     deployment_notes: list[str] = Field(default_factory=list)
     preprocessing: Preprocessing | None = None  # what a device does to real inputs; files under preprocessing/
@@ -92,7 +93,7 @@ def build_report(result: BuildResult, cpu_model: str, deployment_notes: list[str
         selected=result.selected.id if result.selected else None,
         selected_dir=str(result.out_dir / "selected") if result.selected else None,
         verdict=_verdict(result), pareto_frontier=list(result.frontier), search=result.search, cache=result.cache,
-        diagnosis=result.diagnosis, runoff=result.runoff, notes=[*plan.notes, *result.notes], deployment_notes=list(deployment_notes),
+        diagnosis=result.diagnosis, runoffs=list(result.runoffs), notes=[*plan.notes, *result.notes], deployment_notes=list(deployment_notes),
         preprocessing=preprocessing, build_seconds=round(result.seconds, 1),
     )
 
@@ -257,8 +258,7 @@ def render_summary(report: Report) -> str:
     search, cache = report.search or {}, report.cache or {}
     if search.get("stopped"):
         footer.append(f"search: {search['stopped']}")
-    if report.runoff is not None:
-        footer.append(f"run-off: {report.runoff.reason}")
+    footer += [f"run-off for {runoff.decides}: {runoff.reason}" for runoff in report.runoffs]
     diagnosis = report.diagnosis
     if diagnosis and diagnosis.get("layers"):
         worst = ", ".join(f"{l['layer']} (cosine {l['cosine']:.3f})" for l in diagnosis["layers"][:3])

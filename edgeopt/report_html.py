@@ -88,7 +88,7 @@ def _verdict_block(report: Report) -> str:
     notes = "".join(f"<li>{escape(n)}</li>" for n in report.notes)
     search = report.search or {}
     stopped = f"<p>Search: {escape(search['stopped'])}</p>" if search.get("stopped") else ""
-    runoff = f"<p>Run-off: {escape(report.runoff.reason)}</p>" if report.runoff else ""
+    runoff = "".join(f"<p>Run-off for {escape(r.decides)}: {escape(r.reason)}</p>" for r in report.runoffs)
     return (f'<div class="verdict {"pass" if ok else "fail"}"><strong>{"PASS" if ok else "NO CANDIDATE PASSES"}</strong> '
             f'{escape(report.verdict)}</div>'
             f'<p>{_badge(report.provenance.label)} {escape(report.provenance.statement)}</p>{stopped}{runoff}'

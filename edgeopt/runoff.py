@@ -1,14 +1,17 @@
-"""The run-off: the last word on which passing candidate is the fastest, when the build's figures cannot say.
+"""The run-off: the last word on which candidate is the fastest, when the build's figures cannot say.
 
 Candidates timed in different batches are compared through their ratios to the baseline, each taken in
 its own rounds; on a shared machine those intervals are wide (MiniLM: 2.08-3.42x for one candidate) and
-the best point speedup is partly luck (two builds of the same code selected different candidates). So
-when passing candidates' speedup intervals overlap the best one's, the best and up to two more of them
-are timed again side by side, in the same rounds as the baseline and each other, and the choice follows
-those rounds: the fastest there wins; where the in-round ratio between it and another contender does not
-clear 1 with its 95% interval, the two cannot be told apart on this machine, and the one of least peak
-memory among them is chosen (then the smaller file). Each comparison and how sure it is goes into the
-report. Pure functions over window results; the builder does the timing.
+the best point speedup is partly luck (two builds of the same code selected different candidates). Two
+choices read it: the selected candidate (among those passing every gate) and each framework's leader,
+the candidate later stages build on (among those keeping accuracy). When other candidates' speedup
+intervals overlap the best one's, the best and up to two more of them are timed again side by side, in
+the same rounds as the baseline and each other, and the choice follows those rounds: the fastest there
+wins; where the in-round ratio between it and another contender does not clear 1 with its 95% interval
+(widened by measure.speedup_margin, as every speedup interval is: a 1% edge measured with confidence in
+one build's rounds is within what moves between builds), the two cannot be told apart on this machine,
+and the one of least peak memory among them is chosen (then the smaller file). Each comparison and how sure it is goes into the report. Pure functions over
+window results; the builder does the timing.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class Comparison(BaseModel):
 class Runoff(BaseModel):
     model_config = ConfigDict(frozen=True)
 
+    decides: str = Field(description="the choice it made: the selected candidate, or a framework's leader")
     contenders: list[Contender]
     fastest: str | None = Field(default=None, description="the best median speedup in the run-off's rounds")
     comparisons: list[Comparison] = Field(default_factory=list)
@@ -56,18 +60,17 @@ class Runoff(BaseModel):
     reason: str = ""
 
 
-def contenders(records: list[CandidateRecord], selected: CandidateRecord | None, prefer: Preference,
+def contenders(pool: list[CandidateRecord], best: CandidateRecord | None, prefer: Preference,
                ) -> list[CandidateRecord]:
-    """The selected candidate and up to two passing ones whose speedup interval reaches into its, when the
+    """The best of `pool` and up to two others of it whose speedup interval reaches into the best's, when the
     choice is by speed and the gates read a speedup timed in rounds (an estimate for a target has no
     sampling spread, and timing again here would not tell the target's speeds apart)."""
-    if selected is None or prefer != "latency" or _timed_speedup(selected) is None:
+    if best is None or prefer != "latency" or _timed_speedup(best) is None:
         return []
-    low = _timed_speedup(selected)[1][0]
-    close = [r for r in records if r.id != selected.id and r.passed_all_gates and _timed_speedup(r) is not None
-             and _timed_speedup(r)[1][1] >= low]
+    low = _timed_speedup(best)[1][0]
+    close = [r for r in pool if r.id != best.id and _timed_speedup(r) is not None and _timed_speedup(r)[1][1] >= low]
     close.sort(key=lambda r: -_timed_speedup(r)[0])
-    return [selected, *close[:MAX_CONTENDERS - 1]] if close else []
+    return [best, *close[:MAX_CONTENDERS - 1]] if close else []
 
 
 def _timed_speedup(record: CandidateRecord) -> tuple[float, tuple[float, float]] | None:
@@ -77,32 +80,33 @@ def _timed_speedup(record: CandidateRecord) -> tuple[float, tuple[float, float]]
     return gate.value, gate.interval
 
 
-def decide(entrants: list[CandidateRecord], windows: Mapping[str, Mapping[str, WindowResult]],
-           baseline: Mapping[str, WindowResult]) -> Runoff:
-    """`windows`: each contender's run-off windows by round; `baseline`: the baseline's windows of the same rounds."""
+def decide(decides: str, entrants: list[CandidateRecord], windows: Mapping[str, Mapping[str, WindowResult]],
+           baseline: Mapping[str, WindowResult], margin: float = 0.0) -> Runoff:
+    """`windows`: each contender's run-off windows by round; `baseline`: the baseline's windows of the same
+    rounds; `margin`: the between-builds margin every interval is widened by."""
     table = []
     for record in entrants:
-        value, interval = rounds.speedup(rounds.paired_ratios(baseline, windows.get(record.id, {})))
+        value, interval = rounds.speedup(rounds.paired_ratios(baseline, windows.get(record.id, {})), margin)
         build_value, build_interval = _timed_speedup(record)
         table.append(Contender(id=record.id, build_speedup=build_value, build_interval=build_interval,
                                speedup=value, interval=interval, rounds=len(windows.get(record.id, {}))))
     timed = [c for c in table if c.speedup is not None]
     if len(timed) < 2:
-        return Runoff(contenders=table, reason="fewer than two contenders could be timed again: the build's "
+        return Runoff(decides=decides, contenders=table, reason="fewer than two contenders could be timed again: the build's "
                       "figures decide")
     fastest = max(timed, key=lambda c: c.speedup)
     comparisons = []
     for other in timed:
         if other.id == fastest.id:
             continue
-        ratio, interval = rounds.speedup(rounds.paired_ratios(windows[other.id], windows[fastest.id]))
+        ratio, interval = rounds.speedup(rounds.paired_ratios(windows[other.id], windows[fastest.id]), margin)
         if ratio is not None:
             comparisons.append(Comparison(other=other.id, ratio=ratio, interval=interval,
                                           sure=interval is not None and interval[0] > 1.0))
     tied = [fastest.id, *(c.other for c in comparisons if not c.sure)]
     by_id = {r.id: r for r in entrants}
     chosen = min(tied, key=lambda i: _lightness(by_id[i]))
-    return Runoff(contenders=table, fastest=fastest.id, comparisons=comparisons, chosen=chosen,
+    return Runoff(decides=decides, contenders=table, fastest=fastest.id, comparisons=comparisons, chosen=chosen,
                   reason=_reason(fastest.id, chosen, comparisons, tied))
 
 

@@ -21,7 +21,7 @@ from edgeopt.builder.passes import Made, PassStage
 from edgeopt.builder.requests import Requests
 from edgeopt.builder.target import Emulated, EmulationSetup, RooflineEstimator, TargetEmulator, cpu_model
 from edgeopt.cache import BuildCache
-from edgeopt.candidates import CandidateRecord
+from edgeopt.candidates import CandidateRecord, Preference
 from edgeopt.estimate.cpu import estimate as cpu_estimate
 from edgeopt.manifest import Manifest
 from edgeopt.measure.metrics import metric as metric_named
@@ -48,7 +48,7 @@ class BuildResult:
     cache: dict | None = None
     diagnosis: dict | None = None  # per-layer divergence of the candidate that lost most accuracy
     artifacts: Mapping[str, ModelArtifact] = field(default_factory=dict)  # what each step made, by step id
-    runoff: Runoff | None = None  # passing candidates timed again side by side to choose among them
+    runoffs: tuple[Runoff, ...] = ()  # candidates timed again side by side to choose among them
 
 
 class Builder:
@@ -67,6 +67,7 @@ class Builder:
         self.emulation = emulation
         self.calibration = calibration
         self.emulation_errors: dict[str, str] = {}
+        self.runoffs: dict[tuple[str, ...], Runoff] = {}  # by entrants: a choice read by several steps runs once
 
     def run(self) -> BuildResult:
         require_installed(self.plan)  # fail before any work, with the install command
@@ -88,7 +89,7 @@ class Builder:
                 self._run(batch)
                 scheduler.batch_done(self.ledger.first_passing())
             self._baseline_ok(scheduler)
-            runoff = self._runoff()
+            chosen = self._selected()
         finally:
             self.measurer.close()
         self.ledger.close_baseline(self.measurer.baseline)
@@ -100,35 +101,54 @@ class Builder:
             error="the baseline could not be made", provenance=self.plan.provenance)
         diagnosis = diagnose(self.ledger, self.plan.baseline, self.registry, self.requests, self.keys, self.cache,
                              self.runner, self.progress)
-        selected = self.ledger.record(runoff.chosen) if runoff and runoff.chosen else self.ledger.select()
+        selected = chosen
         if selected is not None:
             self.layout.copy_selected(selected)
         return BuildResult(self.plan, baseline, tuple(self.ledger.records), selected, self.layout.root,
                            time.perf_counter() - started, (*data.notes, *self._notes(baseline)),
                            tuple(self.ledger.frontier()), {**scheduler.summary(self.runner.name),
                                                            "windows": self.measurer.log},
-                           self.cache.summary(), diagnosis, dict(self.ledger.artifacts), runoff)
+                           self.cache.summary(), diagnosis, dict(self.ledger.artifacts), tuple(self.runoffs.values()))
 
-    def _runoff(self) -> Runoff | None:
-        """Passing candidates the build's figures cannot rank, timed again side by side (edgeopt.runoff)."""
-        entrants = contenders(self.ledger.records, self.ledger.select(), self.manifest.prefer)
+    # -- choices the build's figures may not settle: run-offs (edgeopt.runoff) -----------------------------
+    def _selected(self) -> CandidateRecord | None:
+        """The best passing candidate by preference, or the run-off's choice where others' speedups overlap its."""
+        best = self.ledger.select()
+        runoff = self._run_off("the selected candidate", contenders(self.ledger.passing(), best, self.manifest.prefer))
+        return self.ledger.record(runoff.chosen) if runoff and runoff.chosen else best
+
+    def _leader(self, framework: str, prefer: Preference | None) -> CandidateRecord:
+        """The candidate a later stage builds on: the best by preference among those keeping accuracy, or the
+        run-off's choice where others' speedups overlap its (measured: OCR built its accelerate steps on
+        ov-bf16-exec by point speedup, 3.74x [2.09-5.23], where ov-int8-acc was faster side by side)."""
+        best = self.ledger.leader(framework, prefer)
+        entrants = contenders(self.ledger.leader_pool(framework), best, prefer or self.manifest.prefer)
+        runoff = self._run_off(f"the {framework} candidate later steps build on", entrants)
+        return self.ledger.record(runoff.chosen) if runoff and runoff.chosen else best
+
+    def _run_off(self, decides: str, entrants: list[CandidateRecord]) -> Runoff | None:
+        """`entrants` timed again side by side, beside the baseline; each set of entrants once per build."""
         baseline = self.ledger.artifacts.get(self.plan.baseline)
         if not entrants or baseline is None:
             return None
+        known = self.runoffs.get(tuple(r.id for r in entrants))
+        if known is not None:
+            return known
         key = self.keys.runoff_key([self.ledger.artifacts[r.id] for r in entrants], baseline)
         cached = self.cache.get_measurement(key)
         if cached is not None:
             timed = {record_id: Timed.from_json(data) for record_id, data in cached.items()}
         else:
-            self.progress.message(f"run-off: {', '.join(r.id for r in entrants)} passed every gate with speedup "
-                                  "intervals that overlap; timing them again side by side")
+            self.progress.message(f"run-off for {decides}: the speedup intervals of {', '.join(r.id for r in entrants)} "
+                                  "overlap; timing them again side by side")
             timed = self.measurer.runoff([Item(r.id, self.ledger.artifacts[r.id]) for r in entrants])
             if timed and all(t.error is None for t in timed.values()):
                 self.cache.put_measurement(key, {record_id: t.to_json() for record_id, t in timed.items()})
         baseline_windows = {uid: w for t in timed.values() for uid, w in t.baseline_windows.items()}
-        runoff = decide(entrants, {record_id: t.windows for record_id, t in timed.items() if t.error is None},
-                        baseline_windows)
-        self.progress.message(f"run-off: {runoff.reason}")
+        runoff = decide(decides, entrants, {record_id: t.windows for record_id, t in timed.items() if t.error is None},
+                        baseline_windows, self.manifest.measure.speedup_margin)
+        self.progress.message(f"run-off for {decides}: {runoff.reason}")
+        self.runoffs[tuple(r.id for r in entrants)] = runoff
         return runoff
 
     def _assemble(self, data: BuildData) -> None:
@@ -183,7 +203,7 @@ class Builder:
 
     def _input_for(self, step: Step):
         if step.input.startswith("@leader"):
-            best = self.ledger.leader(step.framework, step.input.partition("-")[2] or None)
+            best = self._leader(step.framework, step.input.partition("-")[2] or None)
             return best.id, self.ledger.artifacts[best.id]
         return step.input, self.ledger.artifacts.get(step.input)
 

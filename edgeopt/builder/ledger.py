@@ -128,6 +128,14 @@ class Ledger:
         own = [r for r in self.records if r.framework == framework and r.id in self.artifacts]
         return leader(own, prefer or self.prefer)
 
+    def leader_pool(self, framework: str) -> list[CandidateRecord]:
+        """What a leader is chosen from: `framework`'s candidates made in this build that keep accuracy."""
+        return [r for r in self.records if r.framework == framework and r.id in self.artifacts and r.keeps_accuracy
+                and r.metrics and r.metrics.latency_ms]
+
+    def passing(self) -> list[CandidateRecord]:
+        return [r for r in self.records if r.passed_all_gates]
+
     def has_leader(self, framework: str) -> bool:
         return self.leader(framework) is not None
 

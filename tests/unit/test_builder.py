@@ -233,25 +233,38 @@ def test_passing_candidates_with_overlapping_speedups_are_timed_again_side_by_si
     result = build(project, "a", cache, the_recipe=_twins_recipe(), measure={"speedup_margin": 0.2})
     records = by_id(result)
     assert records["int8"].passed_all_gates and records["int12"].passed_all_gates
-    runoff = result.runoff
-    assert runoff is not None and {c.id for c in runoff.contenders} == {"int8", "int12"}
+    (runoff,) = result.runoffs
+    assert runoff.decides == "the selected candidate" and {c.id for c in runoff.contenders} == {"int8", "int12"}
     assert all(c.rounds == 5 for c in runoff.contenders)  # measure.max_rounds of its own
     assert all(3.0 < c.speedup < 5.0 for c in runoff.contenders)  # 4 ms against 1 ms of sleep
     (comparison,) = runoff.comparisons
     assert comparison.other != runoff.fastest and 0.8 < comparison.ratio < 1.25
     assert result.selected.id == runoff.chosen
     report = build_report(result, "test cpu")
-    assert f"run-off: {runoff.reason}" in render_summary(report) and "Run-off: " in render_html(report)
-    assert Report.model_validate_json(report.model_dump_json()).runoff == runoff  # report.json keeps it, typed
+    assert f"run-off for the selected candidate: {runoff.reason}" in render_summary(report)
+    assert "Run-off for the selected candidate: " in render_html(report)
+    assert Report.model_validate_json(report.model_dump_json()).runoffs == [runoff]  # report.json keeps it, typed
     # the run-off's windows are its own: each candidate keeps the rounds its gates read
     assert all(records[i].metrics.timing.rounds < 5 + 5 for i in ("int8", "int12"))
     windows = [w for w in result.search["windows"]]
     assert sum(1 for w in windows if w["id"] in ("int8", "int12")) >= 2 * 5 + 2 * 3
     # a rebuild from the cache reads the same run-off and makes the same choice, timing nothing
     again = build(project, "b", cache, the_recipe=_twins_recipe(), measure={"speedup_margin": 0.2})
-    assert again.runoff == runoff and again.selected.id == result.selected.id and not again.search["windows"]
+    assert again.runoffs == (runoff,) and again.selected.id == result.selected.id and not again.search["windows"]
 
 
-def test_no_runoff_when_one_passing_candidate_is_plainly_the_fastest(project):
+def test_no_runoff_when_one_candidate_is_plainly_the_fastest(project):
     result = build(project)
-    assert result.selected.id == "tuned-dm0.5" and result.runoff is None
+    assert result.selected.id == "tuned-dm0.5" and result.runoffs == ()
+
+
+def test_the_leader_later_steps_build_on_comes_from_a_runoff_when_speedups_overlap(project):
+    stages = _twins_recipe().model_dump(by_alias=True)["stages"]
+    stages.append({"name": "accelerate", "passes": [
+        {"id": "tuned", "pass": "toy.settings", "input": "leader", "config": {"delay_ms": 0.5}}]})
+    result = build(project, the_recipe=Recipe(framework="toy", stages=stages), measure={"speedup_margin": 0.2})
+    leader_runoff = next(r for r in result.runoffs if r.decides == "the toy candidate later steps build on")
+    assert {c.id for c in leader_runoff.contenders} == {"int8", "int12"}
+    assert by_id(result)["tuned"].input == leader_runoff.chosen
+    assert result.selected.id == "tuned"  # 8x: plainly the fastest, no run-off for the selection
+    assert all(r.decides != "the selected candidate" for r in result.runoffs)

@@ -1,5 +1,5 @@
-"""The run-off among passing candidates whose speedup intervals overlap: who enters, and how the rounds
-timed side by side decide (pure logic on synthetic windows; test_builder runs one in a toy build)."""
+"""The run-off among candidates whose speedup intervals overlap: who enters, and how the rounds timed side
+by side decide (pure logic on synthetic windows; test_builder runs them in toy builds)."""
 
 import numpy as np
 
@@ -28,8 +28,7 @@ def test_the_selected_and_the_passing_ones_whose_interval_reaches_it_enter_up_to
     closer = record("closer", 2.35, (2.2, 2.5))
     also = record("also", 2.2, (2.1, 2.3))
     apart = record("apart", 2.05, (2.01, 2.09))  # its interval ends below the best's: no need to time it again
-    failing = record("failing", 2.3, (1.9, 2.8), passed=False)
-    records = [best, close, closer, also, apart, failing]
+    records = [best, close, closer, also, apart]
     assert [r.id for r in contenders(records, best, "latency")] == ["best", "closer", "close"]
     assert contenders(records, best, "memory") == []  # chosen by memory: speed's noise does not decide
     assert contenders([best, apart], best, "latency") == []  # nobody to compare with
@@ -41,7 +40,7 @@ def test_the_fastest_side_by_side_wins_when_the_rounds_are_sure():
     noise = np.random.default_rng(0).normal(0, 0.05, size=10)
     entrants = [record("a", 2.4, (2.1, 3.4)), record("b", 2.3, (2.0, 2.6))]
     timed = {"a": windows(5.0 + noise), "b": windows(4.0 + noise[::-1])}
-    runoff = decide(entrants, timed, windows([10.0] * 10))
+    runoff = decide("the selected candidate", entrants, timed, windows([10.0] * 10))
     assert runoff.fastest == runoff.chosen == "b"
     (comparison,) = runoff.comparisons
     assert comparison.other == "a" and comparison.sure and 1.2 < comparison.ratio < 1.3
@@ -54,7 +53,7 @@ def test_contenders_the_rounds_cannot_tell_apart_go_to_the_one_of_least_peak_mem
     entrants = [record("heavy", 2.4, (2.1, 3.4), rss=180.0), record("light", 2.3, (2.0, 2.6), rss=90.0)]
     # light is 2% slower on the median, within the rounds' noise
     timed = {"heavy": windows(latencies), "light": windows([ms * 1.02 for ms in latencies[1:] + latencies[:1]])}
-    runoff = decide(entrants, timed, windows([10.0] * 8))
+    runoff = decide("the selected candidate", entrants, timed, windows([10.0] * 8))
     assert runoff.fastest == "heavy" and not runoff.comparisons[0].sure
     assert runoff.chosen == "light"
     assert runoff.reason.endswith("speed cannot tell them apart on this machine, so the one of least peak memory, "
@@ -63,5 +62,16 @@ def test_contenders_the_rounds_cannot_tell_apart_go_to_the_one_of_least_peak_mem
 
 def test_with_fewer_than_two_timed_again_the_build_figures_decide():
     entrants = [record("a", 2.4, (2.1, 3.4)), record("b", 2.3, (2.0, 2.6))]
-    runoff = decide(entrants, {"a": windows([4.0, 4.1])}, windows([10.0, 10.0]))
+    runoff = decide("the selected candidate", entrants, {"a": windows([4.0, 4.1])}, windows([10.0, 10.0]))
     assert runoff.chosen is None and "the build's figures decide" in runoff.reason
+
+
+def test_an_edge_within_the_between_builds_margin_is_a_tie():
+    # 1% faster in every round: sure within these rounds, not beyond the 5% that moves between builds
+    entrants = [record("fast-heavy", 2.4, (2.1, 3.4), rss=160.0), record("light", 2.3, (2.0, 2.6), rss=90.0)]
+    timed = {"fast-heavy": windows([4.0, 4.1, 3.9, 4.0, 4.05, 3.95]),
+             "light": windows([4.04, 4.14, 3.94, 4.04, 4.09, 3.99])}
+    sure = decide("the leader", entrants, timed, windows([10.0] * 6))
+    assert sure.chosen == "fast-heavy" and sure.comparisons[0].sure
+    tied = decide("the leader", entrants, timed, windows([10.0] * 6), margin=0.05)
+    assert tied.fastest == "fast-heavy" and not tied.comparisons[0].sure and tied.chosen == "light"
