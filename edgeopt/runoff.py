@@ -10,8 +10,8 @@ the same rounds as the baseline and each other, and the choice follows those rou
 wins; where the in-round ratio between it and another contender does not clear 1 with its 95% interval
 (widened by measure.speedup_margin, as every speedup interval is: a 1% edge measured with confidence in
 one build's rounds is within what moves between builds), the two cannot be told apart on this machine,
-and the one of least peak memory among them is chosen (then the smaller file). Each comparison and how sure it is goes into the report. Pure functions over
-window results; the builder does the timing.
+and the one of least peak memory among them is chosen (then the smaller file). Each comparison and how
+sure it is goes into the report. Pure functions over window results; the builder does the timing.
 """
 
 from __future__ import annotations
@@ -39,14 +39,14 @@ class Contender(BaseModel):
 
 
 class Comparison(BaseModel):
-    """The winner against one other contender, in the rounds both were timed in."""
+    """The fastest contender against one other, in the rounds both were timed in."""
 
     model_config = ConfigDict(frozen=True)
 
     other: str
-    ratio: float = Field(description="the other's latency over the winner's, median over rounds (>1: winner faster)")
-    interval: tuple[float, float] | None = None
-    sure: bool = Field(description="the whole 95% interval is above 1")
+    ratio: float = Field(description="the other's latency over the fastest's, median over rounds (>1: slower)")
+    interval: tuple[float, float] | None = Field(default=None, description="95%, widened by the between-builds margin")
+    sure: bool = Field(description="the whole interval is above 1")
 
 
 class Runoff(BaseModel):
@@ -92,8 +92,8 @@ def decide(decides: str, entrants: list[CandidateRecord], windows: Mapping[str, 
                                speedup=value, interval=interval, rounds=len(windows.get(record.id, {}))))
     timed = [c for c in table if c.speedup is not None]
     if len(timed) < 2:
-        return Runoff(decides=decides, contenders=table, reason="fewer than two contenders could be timed again: the build's "
-                      "figures decide")
+        return Runoff(decides=decides, contenders=table,
+                      reason="fewer than two contenders could be timed again: the build's figures decide")
     fastest = max(timed, key=lambda c: c.speedup)
     comparisons = []
     for other in timed:
