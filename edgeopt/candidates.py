@@ -86,11 +86,21 @@ def _by_speedup(record: CandidateRecord) -> tuple:
 
 def select(records: list[CandidateRecord], prefer: Preference) -> CandidateRecord | None:
     """The best by preference among the candidates whose every gate passed with confidence."""
-    passing = [r for r in records if r.passed_all_gates]
-    return min(passing, key=lambda r: preference_key(r, prefer)) if passing else None
+    candidates = passing(records)
+    return min(candidates, key=lambda r: preference_key(r, prefer)) if candidates else None
 
 
 def leader(records: list[CandidateRecord], prefer: Preference) -> CandidateRecord | None:
     """The candidate later stages build on: the best by preference among those that keep accuracy."""
-    keeping = [r for r in records if r.keeps_accuracy and r.metrics and r.metrics.latency_ms]
-    return min(keeping, key=lambda r: preference_key(r, prefer)) if keeping else None
+    candidates = keeping_accuracy(records)
+    return min(candidates, key=lambda r: preference_key(r, prefer)) if candidates else None
+
+
+def passing(records: list[CandidateRecord]) -> list[CandidateRecord]:
+    """What a selection is made from."""
+    return [r for r in records if r.passed_all_gates]
+
+
+def keeping_accuracy(records: list[CandidateRecord]) -> list[CandidateRecord]:
+    """What a leader is chosen from: the timed candidates that keep accuracy."""
+    return [r for r in records if r.keeps_accuracy and r.metrics and r.metrics.latency_ms]

@@ -67,7 +67,8 @@ class Builder:
         self.emulation = emulation
         self.calibration = calibration
         self.emulation_errors: dict[str, str] = {}
-        self.runoffs: dict[tuple[str, ...], Runoff] = {}  # by entrants: a choice read by several steps runs once
+        self.runoffs: dict[tuple[str, tuple[str, ...]], Runoff] = {}  # by choice and entrants: once each per build
+        self._runoff_windows: dict[tuple[str, ...], dict] = {}  # by entrants: timed once, whichever choice asks
 
     def run(self) -> BuildResult:
         require_installed(self.plan)  # fail before any work, with the install command
@@ -131,11 +132,13 @@ class Builder:
         baseline = self.ledger.artifacts.get(self.plan.baseline)
         if not entrants or baseline is None:
             return None
-        known = self.runoffs.get(tuple(r.id for r in entrants))
+        ids = tuple(r.id for r in entrants)
+        known = self.runoffs.get((decides, ids))
         if known is not None:
             return known
         key = self.keys.runoff_key([self.ledger.artifacts[r.id] for r in entrants], baseline)
-        cached = self.cache.get_measurement(key)
+        # the same entrants for another choice (a leader that is also the selection's pool) reuse its rounds
+        cached = self._runoff_windows.get(ids) or self.cache.get_measurement(key)
         if cached is not None:
             timed = {record_id: Timed.from_json(data) for record_id, data in cached.items()}
         else:
@@ -143,12 +146,13 @@ class Builder:
                                   "overlap; timing them again side by side")
             timed = self.measurer.runoff([Item(r.id, self.ledger.artifacts[r.id]) for r in entrants])
             if timed and all(t.error is None for t in timed.values()):
-                self.cache.put_measurement(key, {record_id: t.to_json() for record_id, t in timed.items()})
+                self._runoff_windows[ids] = {record_id: t.to_json() for record_id, t in timed.items()}
+                self.cache.put_measurement(key, self._runoff_windows[ids])
         baseline_windows = {uid: w for t in timed.values() for uid, w in t.baseline_windows.items()}
         runoff = decide(decides, entrants, {record_id: t.windows for record_id, t in timed.items() if t.error is None},
                         baseline_windows, self.manifest.measure.speedup_margin)
         self.progress.message(f"run-off for {decides}: {runoff.reason}")
-        self.runoffs[tuple(r.id for r in entrants)] = runoff
+        self.runoffs[(decides, ids)] = runoff
         return runoff
 
     def _assemble(self, data: BuildData) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from edgeopt.artifact import ModelArtifact
 from edgeopt.builder.figures import TimingRefused, measurements, speedup, target_ratios, with_all_windows, with_speedup
 from edgeopt.builder.measurer import Timed
-from edgeopt.candidates import CandidateRecord, Preference, leader, select
+from edgeopt.candidates import CandidateRecord, Preference, keeping_accuracy, leader, passing, select
 from edgeopt.gates import GatePolicy, evaluate, ratio_metrics, verdict_of
 from edgeopt.measure.metrics import Metric
 from edgeopt.measurements import Measurements, Ratios, TargetFigures
@@ -117,24 +117,26 @@ class Ledger:
         its own interval clear of 2.0x and the gate's at 1.95: inconclusive.)"""
         if self.policy.speedup is None:
             return set()
-        verdicts = {record_id: verdict_of(*speedup(result, self.speedup_margin), self.policy.speedup)
-                    for record_id, result in timed.items()
-                    if result.error is None and speedup(result)[0] is not None}
-        return {record_id for record_id, verdict in verdicts.items() if verdict == "inconclusive"}
+        open_ = set()
+        for record_id, result in timed.items():
+            if result.error is not None:
+                continue
+            value, interval = speedup(result, self.speedup_margin)  # one bootstrap per candidate and round
+            if value is not None and verdict_of(value, interval, self.policy.speedup) == "inconclusive":
+                open_.add(record_id)
+        return open_
 
     def leader(self, framework: str, prefer: Preference | None = None) -> CandidateRecord | None:
         """`prefer`: by what to rank (default: the manifest's preference), e.g. memory for runtime settings
         that trade speed for a smaller peak."""
-        own = [r for r in self.records if r.framework == framework and r.id in self.artifacts]
-        return leader(own, prefer or self.prefer)
+        return leader(self.leader_pool(framework), prefer or self.prefer)
 
     def leader_pool(self, framework: str) -> list[CandidateRecord]:
-        """What a leader is chosen from: `framework`'s candidates made in this build that keep accuracy."""
-        return [r for r in self.records if r.framework == framework and r.id in self.artifacts and r.keeps_accuracy
-                and r.metrics and r.metrics.latency_ms]
+        """What `framework`'s leader is chosen from: its candidates made in this build that keep accuracy."""
+        return keeping_accuracy([r for r in self.records if r.framework == framework and r.id in self.artifacts])
 
     def passing(self) -> list[CandidateRecord]:
-        return [r for r in self.records if r.passed_all_gates]
+        return passing(self.records)
 
     def has_leader(self, framework: str) -> bool:
         return self.leader(framework) is not None
