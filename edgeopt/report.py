@@ -16,6 +16,7 @@ from edgeopt.candidates import CandidateRecord
 from edgeopt.errors import UsageError
 from edgeopt.gates import GatePolicy
 from edgeopt.measure.metrics import metric as metric_named
+from edgeopt.memory_reach import memory_floors, out_of_reach
 from edgeopt.planner import Plan
 from edgeopt.preprocessing import Preprocessing
 from edgeopt.runoff import Runoff
@@ -129,9 +130,12 @@ def _verdict(result: BuildResult) -> str:
         shortfalls = [g.shortfall for g in c.gates.values() if not g.passed and g.shortfall is not None]
         return (-sum(g.passed for g in c.gates.values()), sum(shortfalls))
 
+    unreachable = {f.framework for f in out_of_reach(memory_floors(result.baseline, ok, result.plan.gates))}
     lines = []
     for c in sorted(ok, key=closeness)[:3]:
-        failed = [_gate_line(name, g) for name, g in c.gates.items() if not g.passed]
+        failed = [_gate_line(name, g) + (f" (out of reach on {c.framework}: see the note)"
+                                         if name == "memory_cut" and c.framework in unreachable else "")
+                  for name, g in c.gates.items() if not g.passed]
         lines.append(f"{c.id}: " + "; ".join(failed))
     return "no candidate passes every gate; the closest — " + " | ".join(lines)
 

@@ -26,6 +26,7 @@ from edgeopt.estimate.cpu import estimate as cpu_estimate
 from edgeopt.manifest import Manifest
 from edgeopt.measure.metrics import metric as metric_named
 from edgeopt.measurements import Figure, TargetFigures
+from edgeopt.memory_reach import memory_floors, out_of_reach
 from edgeopt.planner import Plan, Step, require_installed
 from edgeopt.progress import BuildProgress, NoProgress
 from edgeopt.registry import Registry
@@ -334,6 +335,8 @@ class Builder:
             notes.append(f"the baseline's median latency ranged {min(series):.3f}–{max(series):.3f} ms over its "
                          f"{len(series)} rounds: this machine is noisy; every speedup is a ratio to the baseline "
                          "timed in the same round")
+        notes += [floor.sentence() for floor in out_of_reach(memory_floors(baseline, self.ledger.records,
+                                                                           self.plan.gates))]
         if self.measurer.interfered_windows:
             kept = "; the load persisted, so windows were kept and counted" if self.measurer.persistent_load else ""
             notes.append(f"{self.measurer.interfered_windows} of {self.measurer.fresh_windows} timed windows ran while "

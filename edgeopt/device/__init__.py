@@ -125,6 +125,7 @@ class DeviceTimer:
             try:
                 self.info = SessionInfo(versions=opened.get("versions", {}), load_s=opened.get("load_s"),
                                         threads=opened.get("threads"), machine=opened.get("machine"),
+                                        runtime_import_rss_mb=opened.get("runtime_import_rss_mb"),
                                         size_mb=sum(p.stat().st_size for p in artifact.all_paths()) / 1e6)
             except ValueError as exc:
                 raise TimingFailed(f"the device's timer described its session in a way edgeopt cannot read: {exc}") \

@@ -29,6 +29,19 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
 
 
+def current_rss_mb():
+    """Resident memory now (VmRSS): read once the runtime is imported, before the model loads, it is what the
+    runtime alone holds, the least any model's process can peak at."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
+    return None
+
+
 def cut(array, batch):
     """`batch` None: the file holds the feeds as the model takes them (edgeopt wrote them so)."""
     return array if batch is None else array[:batch]
@@ -38,6 +51,7 @@ class Onnx:
     def __init__(self, spec):
         import onnxruntime as ort
 
+        self.import_rss_mb = current_rss_mb()
         config = spec.get("runtime_config") or {}
         options = ort.SessionOptions()
         options.log_severity_level = 3
@@ -72,6 +86,7 @@ class OpenVino:
     def __init__(self, spec):
         import openvino as ov
 
+        self.import_rss_mb = current_rss_mb()
         config = spec.get("runtime_config") or {}
         options = {"PERFORMANCE_HINT": {"throughput": "THROUGHPUT"}.get(config.get("performance_hint"), "LATENCY")}
         threads = config.get("inference_num_threads") or spec.get("threads")
@@ -130,7 +145,8 @@ def main():
             if request["op"] == "open":
                 session, feeds, load_s = open_session(request)
                 result = {"versions": session.versions, "load_s": load_s, "threads": session.threads,
-                          "machine": platform.machine(), "python": platform.python_version()}
+                          "runtime_import_rss_mb": session.import_rss_mb, "machine": platform.machine(),
+                          "python": platform.python_version()}
             else:
                 result = window(session, feeds, request)
             answer = {"status": "ok", "result": result}

@@ -268,3 +268,17 @@ def test_the_leader_later_steps_build_on_comes_from_a_runoff_when_speedups_overl
     assert by_id(result)["tuned"].input == leader_runoff.chosen
     assert result.selected.id == "tuned"  # 8x: plainly the fastest, no run-off for the selection
     assert all(r.decides != "the selected candidate" for r in result.runoffs)
+
+
+def test_a_memory_gate_no_model_can_pass_on_the_runtime_is_said_so(project):
+    # timed in this process, the toy's runtime alone holds about all of the baseline's peak RSS: no model
+    # could cut nine tenths of it, and the build says so beside the closest candidates' shortfalls
+    result = build(project, gates={"memory_cut": 0.9})
+    report = build_report(result, "test cpu")
+    note = next(n for n in report.notes if n.startswith("memory_cut cannot pass on toy whatever the model"))
+    assert f"of the baseline's {result.baseline.metrics.peak_rss_mb:.1f} MB peak RSS" in note
+    assert report.selected is None and "memory_cut" in report.verdict and "(out of reach on toy: see the note)" \
+        in report.verdict
+    assert note in render_summary(report) and "out of reach on toy" in render_html(report)
+    # the same gate at a cut a model could reach says nothing
+    assert not any(n.startswith("memory_cut cannot pass") for n in build_report(build(project, "out2"), "test cpu").notes)

@@ -83,6 +83,8 @@ def test_candidates_are_timed_on_the_board_and_gates_read_its_figures(cli, mlp_p
     for c in measured:
         assert c["metrics"]["sources"]["latency_ms"] == "measured-device" and c["metrics"]["latency_ms"]["p50"] > 0
         assert c["metrics"]["target"]["latency_ms"]["provenance"] == "measured-device"
+        # the board's runtime alone, read before the model loads: what the memory gate's reach is judged by
+        assert c["metrics"]["peak_rss_mb"] > c["metrics"]["runtime_import_rss_mb"] > 0
         if c["id"] != "baseline":
             assert c["gates"]["speedup"]["provenance"] == "measured-device" and c["ratios"]["speedup_ci"]
     assert _remote_folders() == before  # the board keeps nothing
