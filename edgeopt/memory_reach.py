@@ -36,7 +36,7 @@ class MemoryFloor:
         return self.best_cut >= self.threshold
 
     def sentence(self) -> str:
-        where = "on the device" if self.provenance == "measured-device" else "on the build host"
+        where = "on the target" if self.provenance == "measured-device" else "on the build host, not the target"
         return (f"memory_cut cannot pass on {self.framework} whatever the model: its runtime alone holds "
                 f"{self.runtime_mb:.1f} MB before any model loads, of the baseline's {self.baseline_mb:.1f} MB peak "
                 f"RSS (both measured {where}), so a model that took no memory would cut {self.best_cut:.2f} < "

@@ -30,7 +30,7 @@ def test_a_runtime_holding_more_than_the_gate_allows_is_out_of_reach_with_the_nu
     assert [f.framework for f in out_of_reach(floors.values())] == ["onnxruntime", "openvino"]
     sentence = floors["onnxruntime"].sentence()
     assert "44.5 MB" in sentence and "86.5 MB" in sentence and "0.49 < 0.5" in sentence
-    assert "measured on the build host" in sentence and "memory_basis: size" in sentence
+    assert "measured on the build host, not the target" in sentence and "memory_basis: size" in sentence
 
 
 def test_a_runtime_small_beside_the_model_is_within_reach():
@@ -41,7 +41,7 @@ def test_a_runtime_small_beside_the_model_is_within_reach():
 def test_figures_from_the_board_say_so():
     board = record("baseline", "onnxruntime", 60.0, 40.0, source="measured-device")
     (floor,) = memory_floors(board, [], POLICY)
-    assert not floor.reachable and "measured on the device" in floor.sentence()
+    assert not floor.reachable and "measured on the target" in floor.sentence()
 
 
 def test_nothing_is_said_where_the_gate_does_not_read_a_process_peak():
