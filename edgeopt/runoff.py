@@ -10,8 +10,9 @@ the same rounds as the baseline and each other, and the choice follows those rou
 wins; where the in-round ratio between it and another contender does not clear 1 with its 95% interval
 (widened by measure.speedup_margin, as every speedup interval is: a 1% edge measured with confidence in
 one build's rounds is within what moves between builds), the two cannot be told apart on this machine,
-and the one of least peak memory among them is chosen (then the smaller file). Each comparison and how
-sure it is goes into the report. Pure functions over window results; the builder does the timing.
+and the one of least peak memory among them is chosen (then the smaller file). Once measure.rounds rounds
+name a winner every other contender surely trails, the run-off stops there. Each comparison and how sure
+it is goes into the report. Pure functions over window results; the builder does the timing.
 """
 
 from __future__ import annotations
@@ -108,6 +109,12 @@ def decide(decides: str, entrants: list[CandidateRecord], windows: Mapping[str, 
     chosen = min(tied, key=lambda i: _lightness(by_id[i]))
     return Runoff(decides=decides, contenders=table, fastest=fastest.id, comparisons=comparisons, chosen=chosen,
                   reason=_reason(fastest.id, chosen, comparisons, tied))
+
+
+def settled(runoff: Runoff) -> bool:
+    """The rounds so far name a winner every other contender surely trails: more rounds would not change the
+    choice (a tie might still resolve, so a run-off that has not found one goes on to measure.max_rounds)."""
+    return runoff.fastest is not None and bool(runoff.comparisons) and all(c.sure for c in runoff.comparisons)
 
 
 def _lightness(record: CandidateRecord) -> tuple:

@@ -31,7 +31,7 @@ from edgeopt.planner import Plan, Step, require_installed
 from edgeopt.progress import BuildProgress, NoProgress
 from edgeopt.registry import Registry
 from edgeopt.runners import Runner
-from edgeopt.runoff import Runoff, contenders, decide
+from edgeopt.runoff import Runoff, contenders, decide, settled
 from edgeopt.search import Scheduler
 
 
@@ -145,16 +145,20 @@ class Builder:
         else:
             self.progress.message(f"run-off for {decides}: the speedup intervals of {', '.join(r.id for r in entrants)} "
                                   "overlap; timing them again side by side")
-            timed = self.measurer.runoff([Item(r.id, self.ledger.artifacts[r.id]) for r in entrants])
+            timed = self.measurer.runoff([Item(r.id, self.ledger.artifacts[r.id]) for r in entrants],
+                                         lambda so_far: settled(self._decide(decides, entrants, so_far)))
             if timed and all(t.error is None for t in timed.values()):
                 self._runoff_windows[ids] = {record_id: t.to_json() for record_id, t in timed.items()}
                 self.cache.put_measurement(key, self._runoff_windows[ids])
-        baseline_windows = {uid: w for t in timed.values() for uid, w in t.baseline_windows.items()}
-        runoff = decide(decides, entrants, {record_id: t.windows for record_id, t in timed.items() if t.error is None},
-                        baseline_windows, self.manifest.measure.speedup_margin)
+        runoff = self._decide(decides, entrants, timed)
         self.progress.message(f"run-off for {decides}: {runoff.reason}")
         self.runoffs[(decides, ids)] = runoff
         return runoff
+
+    def _decide(self, decides: str, entrants: list[CandidateRecord], timed: dict[str, Timed]) -> Runoff:
+        baseline_windows = {uid: w for t in timed.values() for uid, w in t.baseline_windows.items()}
+        return decide(decides, entrants, {record_id: t.windows for record_id, t in timed.items() if t.error is None},
+                      baseline_windows, self.manifest.measure.speedup_margin)
 
     def _assemble(self, data: BuildData) -> None:
         m = self.manifest

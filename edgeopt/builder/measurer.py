@@ -188,11 +188,12 @@ class Measurer:
                 self.cache.put_measurement(key, timed.to_json())
         return results
 
-    def runoff(self, items: list[Item]) -> dict[str, Timed]:
-        """`items` timed again side by side, beside the baseline, in `measure.max_rounds` rounds of their own:
-        never from the cache (their earlier windows are what could not tell them apart), and not into a
-        candidate's own entry (its figures stay those its gates read). Each Timed holds the baseline's
-        windows of the same rounds."""
+    def runoff(self, items: list[Item], settled: Callable[[dict[str, Timed]], bool] = lambda timed: False,
+               ) -> dict[str, Timed]:
+        """`items` timed again side by side, beside the baseline, in up to `measure.max_rounds` rounds of their
+        own, stopping after `measure.rounds` once `settled` says the rounds so far decide: never from the cache
+        (their earlier windows are what could not tell them apart), and not into a candidate's own entry (its
+        figures stay those its gates read). Each Timed holds the baseline's windows of the same rounds."""
         if self._baseline_item is None:
             return {}
         baseline = self._baseline_member()
@@ -208,6 +209,8 @@ class Measurer:
                 if len(live) < 2:  # nothing left to compare
                     break
                 self._round(live, baseline, number, self.max_rounds)
+                if number + 1 >= self.rounds and settled({m.item.id: m.timed for m in members}):
+                    break
         finally:
             for member in members:
                 if member.timer is not None:

@@ -282,3 +282,18 @@ def test_a_memory_gate_no_model_can_pass_on_the_runtime_is_said_so(project):
     assert note in render_summary(report) and "out of reach on toy" in render_html(report)
     # the same gate at a cut a model could reach says nothing
     assert not any(n.startswith("memory_cut cannot pass") for n in build_report(build(project, "out2"), "test cpu").notes)
+
+
+def test_a_runoff_stops_after_measure_rounds_once_its_winner_is_sure(project):
+    # int8 (1 ms) and int12 (2 ms) against a 4 ms baseline: a 40% margin makes their build intervals overlap,
+    # so the leader goes to a run-off; side by side int12 takes about twice int8's time, sure in 3 rounds
+    stages = _twins_recipe().model_dump(by_alias=True)["stages"]
+    stages[1]["passes"][1]["config"]["delay_ms"] = 2
+    stages.append({"name": "accelerate", "passes": [
+        {"id": "tuned", "pass": "toy.settings", "input": "leader", "config": {"delay_ms": 0.5}}]})
+    result = build(project, the_recipe=Recipe(framework="toy", stages=stages), measure={"speedup_margin": 0.4})
+    (leader,) = [r for r in result.runoffs if r.decides == "the toy candidate later steps build on"]
+    assert {c.id for c in leader.contenders} == {"int8", "int12"} and leader.chosen == "int8"
+    assert all(c.sure for r in result.runoffs for c in r.comparisons)
+    # measure.rounds (3), not measure.max_rounds (5): more rounds would not have changed the choice
+    assert {c.rounds for r in result.runoffs for c in r.contenders} == {3}
