@@ -18,28 +18,27 @@ import time
 INSTALL = {"onnxruntime": "pip install onnxruntime numpy", "openvino": "pip install openvino numpy"}
 
 
-def peak_rss_mb():
+def _status_mb(field):
+    """A figure of /proc/self/status in MB (None where the board has no procfs)."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024 / 1e6
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
-
-
-def current_rss_mb():
-    """Resident memory now (VmRSS): read once the runtime is imported, before the model loads, it is what the
-    runtime alone holds, the least any model's process can peak at."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024 / 1e6
     except OSError:
         pass
     return None
+
+
+def peak_rss_mb():
+    peak = _status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+
+
+def current_rss_mb():
+    """Read once the runtime is imported, before the model loads: what the runtime alone holds, the least any
+    model's process can peak at."""
+    return _status_mb("VmRSS")
 
 
 def cut(array, batch):
