@@ -26,6 +26,7 @@ class MemoryFloor:
     baseline_mb: float
     threshold: float
     provenance: str
+    pass_on_size: tuple[str, ...] = ()  # its candidates that pass every other gate and cut the file by the threshold
 
     @property
     def best_cut(self) -> float:
@@ -40,10 +41,12 @@ class MemoryFloor:
         return (f"memory_cut cannot pass on {self.framework} whatever the model: its runtime alone holds "
                 f"{self.runtime_mb:.1f} MB before any model loads, of the baseline's {self.baseline_mb:.1f} MB peak "
                 f"RSS (both measured {where}), so a model that took no memory would cut {self.best_cut:.2f} < "
-                f"{self.threshold}; to gate the model's own memory, set gates.memory_basis: size")
+                f"{self.threshold}; to gate the model's own memory, set gates.memory_basis: size, under which "
+                + (f"{', '.join(self.pass_on_size)} would pass every gate" if self.pass_on_size
+                   else "none of its candidates would pass every gate either"))
 
 
-def memory_floors(baseline: CandidateRecord | None, records: Iterable[CandidateRecord],
+def memory_floors(baseline: CandidateRecord | None, records: list[CandidateRecord],
                   policy: GatePolicy) -> list[MemoryFloor]:
     """Per framework measured, the least runtime-only memory any of its processes held (the baseline's own
     framework included), when the policy gates peak RSS; empty when there is nothing to say it from."""
@@ -60,12 +63,21 @@ def memory_floors(baseline: CandidateRecord | None, records: Iterable[CandidateR
         provenance = record.metrics.sources.get("peak_rss_mb", record.provenance)
         if record.framework not in least or runtime_mb < least[record.framework][0]:
             least[record.framework] = (runtime_mb, provenance)
-    return [MemoryFloor(framework, runtime_mb, base.peak_rss_mb, policy.memory_cut, provenance)
+    return [MemoryFloor(framework, runtime_mb, base.peak_rss_mb, policy.memory_cut, provenance,
+                        tuple(r.id for r in records if r.framework == framework and _passes_on_size(r, policy)))
             for framework, (runtime_mb, provenance) in sorted(least.items())]
 
 
 def out_of_reach(floors: Iterable[MemoryFloor]) -> list[MemoryFloor]:
     return [floor for floor in floors if not floor.reachable]
+
+
+def _passes_on_size(record: CandidateRecord, policy: GatePolicy) -> bool:
+    """Every gate but memory passed, and the model file is cut by the memory threshold."""
+    others = [gate for name, gate in record.gates.items() if name != "memory_cut"]
+    size_cut = record.ratios.size_cut
+    return (record.status == "ok" and bool(others) and all(g.passed for g in others) and size_cut is not None
+            and size_cut >= policy.memory_cut)
 
 
 def _runtime_mb(record: CandidateRecord) -> float | None:
