@@ -61,6 +61,20 @@ def test_contenders_the_rounds_cannot_tell_apart_go_to_the_one_of_least_peak_mem
                                   "light, is chosen")
 
 
+def test_a_tie_keeps_the_fastest_when_no_other_is_clearly_lighter():
+    # Fashion-MNIST's figures: int8-dynamic peaked 1% below int8-static and was 17% slower on the median, unsurely
+    latencies = [4.0, 4.6, 3.7, 4.4, 4.0, 4.8, 3.6, 4.1]
+    entrants = [record("int8-static", 1.7, (1.5, 1.9), rss=59.2), record("int8-dynamic", 1.3, (1.1, 1.6), rss=58.6)]
+    timed = {"int8-static": windows(latencies),
+             "int8-dynamic": windows([ms * 1.17 for ms in latencies[3:] + latencies[:3]])}
+    runoff = decide("the leader", entrants, timed, windows([10.0] * 8), margin=0.05)
+    assert runoff.fastest == "int8-static" and not runoff.comparisons[0].sure
+    assert runoff.chosen == "int8-static"
+    assert runoff.reason.endswith("none of them is lighter by more than 5% of its peak RSS, so it is kept")
+    lighter = [entrants[0], entrants[1].model_copy(update={"metrics": Measurements(peak_rss_mb=50.0, size_mb=1.0)})]
+    assert decide("the leader", lighter, timed, windows([10.0] * 8), margin=0.05).chosen == "int8-dynamic"
+
+
 def test_with_fewer_than_two_timed_again_the_build_figures_decide():
     entrants = [record("a", 2.4, (2.1, 3.4)), record("b", 2.3, (2.0, 2.6))]
     runoff = decide("the selected candidate", entrants, {"a": windows([4.0, 4.1])}, windows([10.0, 10.0]))
