@@ -21,9 +21,11 @@ Usage:
   python benchmarks/peers_llm.py --manifest examples/smollm2/manifest.yaml --build BUILD --peers DIR
                                                                   # -> benchmarks/results/peers-smollm2.json
 
-Measured (benchmarks/results/peers-smollm2.json: 2 vCPU Intel Xeon with AVX-512 and AMX, 12 rounds): edgeopt's
-gguf-iq4_nl-imatrix-mixed, 39% of the F16 file, is +1.7% / +2.3% over F16's perplexity (scored / held-out) at 1.22x
-[IQR 1.16-1.24] the generation speed of llama.cpp's own Q4_K_M, which is +2.6% / +12.7%.
+Measured (benchmarks/results/peers-smollm2.json: 2 vCPU AMD EPYC with AVX-512 VNNI/BF16, no AMX, 12 rounds): edgeopt's
+gguf-iq4_nl-imatrix-mixed, 39% of the F16 file, is +1.7% / +2.2% over F16's perplexity (scored / held-out) at 1.19x
+[IQR 1.185-1.193] the generation speed of llama.cpp's own Q4_K_M, which is +2.6% / +12.7% (an earlier run on a 2 vCPU
+Intel Xeon with AMX: +1.7% / +2.3% at 1.22x [1.16-1.24]). Q5_K_M is worse than Q4_K_M on this model (+12.4% / +18.9%),
+llama.cpp's own Q5_K_M file too (21.660 scored): SmolLM's 576-wide rows take its Q5_1 fallback.
 """
 
 from __future__ import annotations
