@@ -77,6 +77,7 @@ class BackendEnv(Environment):
         text = requirements_text(self.name)
         together, no_deps = requirement_groups(text)
         with staged(self.path) as staging:
+            built_at = staging
             say(f"{self.name}: a virtual environment with {len(together) + len(no_deps)} pinned packages "
                 f"(edgeopt/envs/requirements/{self.name}.txt)")
             run_step([sys.executable, "-m", "venv", str(staging / "venv")])
@@ -95,6 +96,7 @@ class BackendEnv(Environment):
             (staging / "env.json").write_text(json.dumps({
                 "name": self.name, "python": python, "requirements": text, "packages": packages,
                 "key": value_digest({"requirements": text, "python": python, "packages": packages})}, indent=2))
+        repoint_scripts(self.path / "venv" / "bin", built_at / "venv", self.path / "venv")
         self._check_imports(say)
         say(f"{self.name}: ready at {self.path}")
         return self.status()
@@ -109,6 +111,22 @@ class BackendEnv(Environment):
             tail = " | ".join((completed.stderr.strip() or completed.stdout.strip()).splitlines()[-3:])
             raise EnvCreateFailed(f"{self.name}: `import {', '.join(modules)}` failed in the new environment: {tail}")
         say(f"{self.name}: {', '.join(modules)} import")
+
+
+def repoint_scripts(bin_dir: Path, built_at: Path, now_at: Path) -> list[str]:
+    """The venv's scripts (console entry points, activate) name the folder it was built in: point them at where it
+    was moved, so `olive` in the olive environment runs (before, its shebang named the deleted staging folder and
+    the shell said "No such file or directory" of a file that is there). Returns the files changed."""
+    old, new = str(built_at).encode(), str(now_at).encode()
+    changed = []
+    for script in sorted(bin_dir.iterdir()):
+        if script.is_symlink() or not script.is_file():
+            continue  # bin/python links to the base interpreter
+        content = script.read_bytes()
+        if old in content:
+            script.write_bytes(content.replace(old, new))
+            changed.append(script.name)
+    return changed
 
 
 def _frozen(python: Path) -> dict[str, str]:
