@@ -11,9 +11,9 @@ wins; where the in-round ratio between it and another contender does not clear 1
 (widened by measure.speedup_margin, as every speedup interval is: a 1% edge measured with confidence in
 one build's rounds is within what moves between builds), the two cannot be told apart on this machine,
 and the one of least peak memory among them is chosen (then the smaller file) if it is lighter than the
-fastest by more than MEMORY_MARGIN, else the fastest. Once measure.rounds rounds
-name a winner every other contender surely trails, the run-off stops there. Each comparison and how sure
-it is goes into the report. Pure functions over window results; the builder does the timing.
+fastest by more than MEMORY_MARGIN, else the fastest. Once measure.rounds rounds name a winner every other
+contender surely trails, the run-off stops there. Each comparison and how sure it is goes into the report.
+Pure functions over window results; the builder does the timing.
 """
 
 from __future__ import annotations
