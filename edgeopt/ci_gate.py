@@ -8,6 +8,7 @@ from pathlib import Path
 
 from edgeopt.candidates import CandidateRecord
 from edgeopt.gates import INCONCLUSIVE
+from edgeopt.memory_reach import memory_floors, out_of_reach
 from edgeopt.report import Report
 
 
@@ -74,6 +75,8 @@ def gate_report(report: Report, previous: Report | None = None, tolerance: float
     candidate, selected = representative(report)
     if candidate is None:
         return GateVerdict(suite, None, False, (Case("build", False, "no candidate could be measured"),))
+    measured = [c for c in report.candidates if c.status == "ok"]
+    unreachable = {f.framework: f for f in out_of_reach(memory_floors(report.baseline, measured, report.gate_policy))}
     cases = []
     for name, gate in candidate.gates.items():
         value = "not measured" if gate.value is None else f"{gate.value:.3f}"
@@ -82,6 +85,8 @@ def gate_report(report: Report, previous: Report | None = None, tolerance: float
         message = f"{value} (needs ≥ {gate.threshold})"
         if gate.verdict == "inconclusive":
             message = f"{INCONCLUSIVE}; {message}"
+        if name == "memory_cut" and not gate.passed and candidate.framework in unreachable:
+            message += f"; {unreachable[candidate.framework].sentence()}"  # why no model would pass it here
         cases.append(Case(name, gate.passed, message))
     if previous is not None:
         cases += _regressions(candidate, previous, tolerance)

@@ -4,6 +4,7 @@ failures, cheap-first and max_candidates, the cache, and a bug in a worker. No o
 import numpy as np
 import pytest
 
+from edgeopt.ci_gate import gate_report
 from edgeopt.recipes import Recipe
 from edgeopt.report import Report, build_report, render_summary
 from edgeopt.report_html import render_html
@@ -280,6 +281,9 @@ def test_a_memory_gate_no_model_can_pass_on_the_runtime_is_said_so(project):
     assert report.selected is None and "memory_cut" in report.verdict and "(out of reach on toy: see the note)" \
         in report.verdict
     assert note in render_summary(report) and "out of reach on toy" in render_html(report)
+    # the CI gate step says it too, in the memory case's JUnit failure message and the Markdown summary
+    case = next(c for c in gate_report(report).cases if c.name == "memory_cut")
+    assert not case.passed and case.message.endswith(note)
     # the same gate at a cut a model could reach says nothing
     assert not any(n.startswith("memory_cut cannot pass") for n in build_report(build(project, "out2"), "test cpu").notes)
 
