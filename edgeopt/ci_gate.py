@@ -75,8 +75,8 @@ def gate_report(report: Report, previous: Report | None = None, tolerance: float
     candidate, selected = representative(report)
     if candidate is None:
         return GateVerdict(suite, None, False, (Case("build", False, "no candidate could be measured"),))
-    measured = [c for c in report.candidates if c.status == "ok"]
-    unreachable = {f.framework: f for f in out_of_reach(memory_floors(report.baseline, measured, report.gate_policy))}
+    floors = memory_floors(report.baseline, report.candidates, report.gate_policy)  # it reads measured ones only
+    unreachable = {f.framework: f for f in out_of_reach(floors)}
     cases = []
     for name, gate in candidate.gates.items():
         value = "not measured" if gate.value is None else f"{gate.value:.3f}"

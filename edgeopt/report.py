@@ -94,7 +94,8 @@ def build_report(result: BuildResult, cpu_model: str, deployment_notes: list[str
         selected=result.selected.id if result.selected else None,
         selected_dir=str(result.out_dir / "selected") if result.selected else None,
         verdict=_verdict(result), pareto_frontier=list(result.frontier), search=result.search, cache=result.cache,
-        diagnosis=result.diagnosis, runoffs=list(result.runoffs), notes=[*plan.notes, *result.notes], deployment_notes=list(deployment_notes),
+        diagnosis=result.diagnosis, runoffs=list(result.runoffs), notes=[*plan.notes, *result.notes],
+        deployment_notes=list(deployment_notes),
         preprocessing=preprocessing, build_seconds=round(result.seconds, 1),
     )
 

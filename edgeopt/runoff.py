@@ -115,7 +115,7 @@ def decide(decides: str, entrants: list[CandidateRecord], windows: Mapping[str, 
     clearly = _clearly_lighter(by_id[lightest], by_id[fastest.id])
     chosen = lightest if clearly else fastest.id
     return Runoff(decides=decides, contenders=table, fastest=fastest.id, comparisons=comparisons, chosen=chosen,
-                  reason=_reason(fastest.id, chosen, comparisons, tied, lightest == fastest.id))
+                  reason=_reason(fastest.id, chosen, comparisons, tied, fastest_is_lightest=lightest == fastest.id))
 
 
 def settled(runoff: Runoff) -> bool:
@@ -141,13 +141,14 @@ def _clearly_lighter(light: CandidateRecord, fastest: CandidateRecord) -> bool:
     return light_size < fast_size * (1 - MEMORY_MARGIN)
 
 
-def _reason(fastest: str, chosen: str, comparisons: list[Comparison], tied: list[str], lightest: bool) -> str:
+def _reason(fastest: str, chosen: str, comparisons: list[Comparison], tied: list[str],
+            fastest_is_lightest: bool) -> str:
     said = "; ".join(f"{c.other} at {c.ratio:.2f}x {fastest}'s latency"
                      + (f" [{c.interval[0]:.2f}-{c.interval[1]:.2f}]" if c.interval else "") for c in comparisons)
     if len(tied) == 1:
         return f"{fastest} was the fastest side by side, with confidence ({said})"
     others = ", ".join(t for t in tied if t != fastest)
-    if chosen == fastest and lightest:
+    if chosen == fastest and fastest_is_lightest:
         return (f"{fastest} was the fastest side by side but not surely faster than {others} ({said}); it is also "
                 "the lightest of them")
     if chosen == fastest:

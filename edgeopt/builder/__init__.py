@@ -143,8 +143,8 @@ class Builder:
         if cached is not None:
             timed = {record_id: Timed.from_json(data) for record_id, data in cached.items()}
         else:
-            self.progress.message(f"run-off for {decides}: the speedup intervals of {', '.join(r.id for r in entrants)} "
-                                  "overlap; timing them again side by side")
+            self.progress.message(f"run-off for {decides}: the speedup intervals of "
+                                  f"{', '.join(r.id for r in entrants)} overlap; timing them again side by side")
             timed = self.measurer.runoff([Item(r.id, self.ledger.artifacts[r.id]) for r in entrants],
                                          lambda so_far: settled(self._decide(decides, entrants, so_far)))
             if timed and all(t.error is None for t in timed.values()):

@@ -33,6 +33,10 @@ def model_identity(artifact: ModelArtifact, registry: Registry) -> str:
     return value_digest([content, artifact.format, artifact.framework, artifact.runtime_config])
 
 
+# measure settings that change no window timed: limits on a worker, and the margin the gates widen intervals by
+NOT_IN_TIMING_KEY = {"timeout_s", "stall_s", "memory_limit_mb", "speedup_margin"}
+
+
 class CacheKeys:
     def __init__(self, manifest: Manifest, plan: Plan, registry: Registry, metric: Metric, data: BuildData,
                  reference_outputs: Path, env_keys: Mapping[str, str | None] | None = None):
@@ -114,8 +118,7 @@ class CacheKeys:
         )
 
     def _timing_setup(self, *artifacts: ModelArtifact) -> dict:
-        return {"measure": self.manifest.measure.model_dump(mode="json", exclude={"timeout_s", "stall_s", "memory_limit_mb",
-                                                                                  "speedup_margin"}),
+        return {"measure": self.manifest.measure.model_dump(mode="json", exclude=NOT_IN_TIMING_KEY),
                 "data": self.data.digests["timing"], "versions": self.versions(*(a.framework for a in artifacts)),
                 "target": value_digest(self.plan.target.model_dump(mode="json"))}
 
