@@ -12,7 +12,8 @@ wins; where the in-round ratio between it and another contender does not clear 1
 one build's rounds is within what moves between builds), the two cannot be told apart on this machine,
 and the one of least peak memory among them is chosen (then the smaller file) if it is lighter than the
 fastest by more than MEMORY_MARGIN, else the fastest. Once measure.rounds rounds name a winner every other
-contender surely trails, the run-off stops there. Each comparison and how sure it is goes into the report.
+contender surely trails, or the others it cannot surely beat are so close that no number of rounds could
+(within the margin even at the top of their interval), the run-off stops there. Each comparison and how sure it is goes into the report.
 Pure functions over window results; the builder does the timing.
 """
 
@@ -53,6 +54,8 @@ class Comparison(BaseModel):
     ratio: float = Field(description="the other's latency over the fastest's, median over rounds (>1: slower)")
     interval: tuple[float, float] | None = Field(default=None, description="95%, widened by the between-builds margin")
     sure: bool = Field(description="the whole interval is above 1")
+    resolvable: bool = Field(default=True, description="not sure yet, but more rounds could make it sure: the top "
+                             "of its interval before widening still clears the between-builds margin")
 
 
 class Runoff(BaseModel):
@@ -107,8 +110,9 @@ def decide(decides: str, entrants: list[CandidateRecord], windows: Mapping[str, 
             continue
         ratio, interval = rounds.speedup(rounds.paired_ratios(windows[other.id], windows[fastest.id]), margin)
         if ratio is not None:
-            comparisons.append(Comparison(other=other.id, ratio=ratio, interval=interval,
-                                          sure=interval is not None and interval[0] > 1.0))
+            sure = interval is not None and interval[0] > 1.0
+            comparisons.append(Comparison(other=other.id, ratio=ratio, interval=interval, sure=sure,
+                                          resolvable=not sure and _resolvable(interval, margin)))
     tied = [fastest.id, *(c.other for c in comparisons if not c.sure)]
     by_id = {r.id: r for r in entrants}
     lightest = min(tied, key=lambda i: _lightness(by_id[i]))
@@ -119,9 +123,21 @@ def decide(decides: str, entrants: list[CandidateRecord], windows: Mapping[str, 
 
 
 def settled(runoff: Runoff) -> bool:
-    """The rounds so far name a winner every other contender surely trails: more rounds would not change the
-    choice (a tie might still resolve, so a run-off that has not found one goes on to measure.max_rounds)."""
-    return runoff.fastest is not None and bool(runoff.comparisons) and all(c.sure for c in runoff.comparisons)
+    """More rounds would not change what the run-off says: every other contender surely trails the fastest, or
+    those that do not are within the between-builds margin of it even at the top of their interval (a tie that
+    could still resolve goes on to measure.max_rounds)."""
+    return (runoff.fastest is not None and bool(runoff.comparisons)
+            and all(c.sure or not c.resolvable for c in runoff.comparisons))
+
+
+def _resolvable(interval: tuple[float, float] | None, margin: float) -> bool:
+    """Whether more rounds could still make a comparison sure. They narrow the sampling interval around the
+    ratio but never the margin it is widened by: a ratio at the top of the unwidened interval (the most the
+    rounds allow) that would still sit within the margin, r * (1 - margin) <= 1, can never clear 1."""
+    if interval is None:
+        return True
+    top = interval[1] / (1 + margin)
+    return top * (1 - margin) > 1.0
 
 
 def _lightness(record: CandidateRecord) -> tuple:
@@ -148,6 +164,8 @@ def _reason(fastest: str, chosen: str, comparisons: list[Comparison], tied: list
     if len(tied) == 1:
         return f"{fastest} was the fastest side by side, with confidence ({said})"
     others = ", ".join(t for t in tied if t != fastest)
+    if not any(c.resolvable for c in comparisons if not c.sure):
+        said += "; within the between-builds margin, which more rounds would not narrow"
     if chosen == fastest and fastest_is_lightest:
         return (f"{fastest} was the fastest side by side but not surely faster than {others} ({said}); it is also "
                 "the lightest of them")

@@ -71,6 +71,7 @@ def test_a_tie_keeps_the_fastest_when_no_other_is_clearly_lighter():
     assert runoff.fastest == "int8-static" and not runoff.comparisons[0].sure
     assert runoff.chosen == "int8-static"
     assert runoff.reason.endswith("none of them is lighter by more than 5% of its peak RSS, so it is kept")
+    assert runoff.comparisons[0].resolvable and not settled(runoff)  # 17% apart: more rounds may resolve it
     lighter = [entrants[0], entrants[1].model_copy(update={"metrics": Measurements(peak_rss_mb=50.0, size_mb=1.0)})]
     assert decide("the leader", lighter, timed, windows([10.0] * 8), margin=0.05).chosen == "int8-dynamic"
 
@@ -90,3 +91,7 @@ def test_an_edge_within_the_between_builds_margin_is_a_tie():
     assert sure.chosen == "fast-heavy" and sure.comparisons[0].sure
     tied = decide("the leader", entrants, timed, windows([10.0] * 6), margin=0.05)
     assert tied.fastest == "fast-heavy" and not tied.comparisons[0].sure and tied.chosen == "light"
+    # no number of rounds could clear a 1% edge past the 5% margin: the run-off stops, and says why
+    assert not tied.comparisons[0].resolvable and settled(tied)
+    assert "within the between-builds margin, which more rounds would not narrow" in tied.reason
+    assert sure.comparisons[0].sure and settled(sure)
