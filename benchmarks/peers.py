@@ -12,9 +12,9 @@ recorded as not built, with the command that builds it):
                          sentences (44 of at least 40 characters; the field notes used 50)
   olive-auto-opt         olive auto-opt -m M -t feature-extraction --device cpu --provider CPUExecutionProvider
                          --precision int8 -o P/olive-auto-opt --disable_telemetry   (needs olive-ai, not an edgeopt dependency;
-                         `edgeopt env create olive` has it: PATH=~/.cache/edgeopt/envs/olive/venv/bin:$PATH. With its
-                         olive-ai 0.13.0 and transformers 5.25.0 the export fails on MiniLM: "BertModel.forward() got
-                         multiple values for argument 'use_cache'", recorded as failed)
+                         `edgeopt env create olive` has it: PATH=~/.cache/edgeopt/envs/olive/venv/bin:$PATH. That
+                         environment pins transformers 4.57.6: with 5.25.0 Olive's export of MiniLM failed,
+                         "BertModel.forward() got multiple values for argument 'use_cache'")
 
 Usage:
   python benchmarks/peers.py build-peers --peers DIR
