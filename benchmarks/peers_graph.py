@@ -20,7 +20,9 @@ Usage:
 decode hook of the manifest), then times the build's baseline, every peer and every measured ONNX Runtime / OpenVINO
 candidate of the build in interleaved rounds with edgeopt's timing windows on the build's timed batch: each round
 times every variant once, in an order rotated each round, and a speedup is the median of in-round ratios to the
-baseline. Peak RSS: a fresh process per variant that loads it and runs the evaluation. The CPU is recorded.
+baseline. Peak RSS: a fresh process per variant that loads it and runs the evaluation. The CPU is recorded. The
+goal compares edgeopt's best with the best peer per round, with a 95% interval and a verdict on the 1.2x bar
+(benchmarks/lead.py).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.lead import lead  # noqa: E402
+
 ADAPTERS = {"onnxruntime": "edgeopt.frameworks.onnxruntime", "openvino": "edgeopt.frameworks.openvino"}
 RETAINED_FLOOR = 0.99  # accuracy kept, as the metric reads it, at which variants are compared for speed
 
@@ -198,13 +202,14 @@ def compare(manifest: Path, build: Path, peers: Path, rounds: int) -> dict:
             "size_mb": round(sum(p.stat().st_size for p in _model(artifact).all_paths()) / 1e6, 2),
             "peak_rss_mb": round(peak_rss(manifest, build, artifact), 1)}
     return {"model": report["manifest"], "manifest": str(manifest), "metric": measure.name, "higher_is_better": measure.higher_is_better,
-            "variants": results, "failed": failed, "goal": _goal(results), "rounds": rounds,
+            "variants": results, "failed": failed, "goal": _goal(results, times), "rounds": rounds,
             "timed": f"the build's timed batch (batch 1), {window.min_runs}-{window.max_runs} runs per window, the "
                      "window's median; speedup = median over rounds of baseline / variant in the same round"}
 
 
-def _goal(results: dict) -> dict:
-    """edgeopt's fastest against the fastest peer, each among those that keep ≥ RETAINED_FLOOR of the accuracy."""
+def _goal(results: dict, times: dict) -> dict:
+    """edgeopt's fastest against the fastest peer, each among those that keep ≥ RETAINED_FLOOR of the accuracy;
+    `lead` reads the two from the rounds they were timed in, with its interval (`times`: ms per round)."""
     best = {}
     for origin in ("peer", "edgeopt"):
         eligible = {n: r for n, r in results.items() if r["origin"] == origin and r["retained"] >= RETAINED_FLOOR}
@@ -213,6 +218,7 @@ def _goal(results: dict) -> dict:
             best[origin] = {"name": name, "speedup": eligible[name]["speedup"], "retained": eligible[name]["retained"]}
     if len(best) == 2:
         best["edgeopt_over_peer"] = round(best["edgeopt"]["speedup"] / best["peer"]["speedup"], 3)
+        best["lead"] = lead(times[best["edgeopt"]["name"]], times[best["peer"]["name"]])
     best["accuracy_floor"] = RETAINED_FLOOR
     return best
 
