@@ -13,8 +13,8 @@ one build's rounds is within what moves between builds), the two cannot be told 
 and the one of least peak memory among them is chosen (then the smaller file) if it is lighter than the
 fastest by more than MEMORY_MARGIN, else the fastest. Once measure.rounds rounds name a winner every other
 contender surely trails, or the others it cannot surely beat are so close that no number of rounds could
-(within the margin even at the top of their interval), the run-off stops there. Each comparison and how sure it is goes into the report.
-Pure functions over window results; the builder does the timing.
+(within the margin even at the top of their interval), the run-off stops there. Each comparison and how sure
+it is goes into the report. Pure functions over window results; the builder does the timing.
 """
 
 from __future__ import annotations
