@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from edgeopt.candidates import CandidateRecord
-from edgeopt.gates import GatePolicy
+from edgeopt.gates import GatePolicy, verdict_of
 
 MEASURED = ("measured-host", "measured-device")  # where a process's peak RSS was read (not an NPU's estimate)
 
@@ -73,11 +73,10 @@ def out_of_reach(floors: Iterable[MemoryFloor]) -> list[MemoryFloor]:
 
 
 def _passes_on_size(record: CandidateRecord, policy: GatePolicy) -> bool:
-    """Every gate but memory passed, and the model file is cut by the memory threshold."""
+    """Every gate but memory passed, and the model file's cut passes the memory gate as the gates judge it."""
     others = [gate for name, gate in record.gates.items() if name != "memory_cut"]
-    size_cut = record.ratios.size_cut
-    return (record.status == "ok" and bool(others) and all(g.passed for g in others) and size_cut is not None
-            and size_cut >= policy.memory_cut)
+    return (record.status == "ok" and bool(others) and all(g.passed for g in others)
+            and verdict_of(record.ratios.size_cut, None, policy.memory_cut) == "pass")
 
 
 def _runtime_mb(record: CandidateRecord) -> float | None:
