@@ -8,7 +8,7 @@ on the issue's bar reads the median's 95% bootstrap interval, as edgeopt's own s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -33,3 +33,20 @@ def lead(edgeopt_ms: Sequence[float], peer_ms: Sequence[float], bar: float = BAR
     return {"median": round(float(np.median(ratios)), 3),
             "interval_95": [round(v, 3) for v in interval] if interval else None,
             "rounds": len(ratios), "bar": bar, "verdict": verdict}
+
+
+def head_to_head(results: dict, eligible: Callable[[dict], bool], speedup: Callable[[dict], float],
+                 rounds_of: Callable[[str], Sequence[float]]) -> dict:
+    """edgeopt's fastest variant against the fastest peer, each among the `eligible` ones (the accuracy floor),
+    ranked by `speedup`; `lead` then reads the pair from the rounds they were timed in (`rounds_of`: ms per round).
+    `results` maps a variant's name to its figures, whose "origin" is "peer" or "edgeopt"."""
+    best: dict = {}
+    for origin in ("peer", "edgeopt"):
+        pool = {name: figures for name, figures in results.items() if figures["origin"] == origin and eligible(figures)}
+        if pool:
+            name = max(pool, key=lambda n: speedup(pool[n]))
+            best[origin] = {"name": name, "speedup": speedup(pool[name])}
+    if len(best) == 2:
+        best["edgeopt_over_peer"] = round(best["edgeopt"]["speedup"] / best["peer"]["speedup"], 3)
+        best["lead"] = lead(rounds_of(best["edgeopt"]["name"]), rounds_of(best["peer"]["name"]))
+    return best

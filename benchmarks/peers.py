@@ -48,7 +48,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.lead import lead  # noqa: E402
+from benchmarks.lead import head_to_head  # noqa: E402
 
 TEXT = Path("/usr/share/common-licenses/GPL-3")
 CALIBRATION_TEXT = Path("/usr/share/common-licenses/Apache-2.0")
@@ -280,21 +280,12 @@ def _files(artifact: dict) -> list[Path]:
 
 
 def _goal(results: dict, times: dict) -> dict:
-    """The issue's bar: edgeopt's best at cos min ≥ 0.98 against the best peer at cos min ≥ 0.98, per input kind;
-    `lead` reads the two from the rounds they were timed in, with its interval (`times`: ms per round)."""
-    goal = {}
-    for kind in ("seq128", "real"):
-        best = {}
-        for origin in ("peer", "edgeopt"):
-            eligible = {n: r for n, r in results.items() if r["origin"] == origin and r["cos_min"] >= FIDELITY_FLOOR}
-            if eligible:
-                name = max(eligible, key=lambda n: eligible[n][f"{kind}_speedup"])
-                best[origin] = {"name": name, "speedup": eligible[name][f"{kind}_speedup"]}
-        if len(best) == 2:
-            best["edgeopt_over_peer"] = round(best["edgeopt"]["speedup"] / best["peer"]["speedup"], 3)
-            best["lead"] = lead(times[best["edgeopt"]["name"]][kind], times[best["peer"]["name"]][kind])
-        goal[kind] = best
-    return goal
+    """The issue's bar: edgeopt's best at cos min ≥ 0.98 against the best peer at cos min ≥ 0.98, per input kind,
+    read from the rounds they were timed in (`times`: ms per round and kind)."""
+    return {kind: head_to_head(results, eligible=lambda figures: figures["cos_min"] >= FIDELITY_FLOOR,
+                               speedup=lambda figures: figures[f"{kind}_speedup"],
+                               rounds_of=lambda name: times[name][kind])
+            for kind in ("seq128", "real")}
 
 
 def machine() -> dict:

@@ -39,7 +39,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.lead import lead  # noqa: E402
+from benchmarks.lead import head_to_head  # noqa: E402
 
 ADAPTERS = {"onnxruntime": "edgeopt.frameworks.onnxruntime", "openvino": "edgeopt.frameworks.openvino"}
 RETAINED_FLOOR = 0.99  # accuracy kept, as the metric reads it, at which variants are compared for speed
@@ -208,17 +208,13 @@ def compare(manifest: Path, build: Path, peers: Path, rounds: int) -> dict:
 
 
 def _goal(results: dict, times: dict) -> dict:
-    """edgeopt's fastest against the fastest peer, each among those that keep ≥ RETAINED_FLOOR of the accuracy;
-    `lead` reads the two from the rounds they were timed in, with its interval (`times`: ms per round)."""
-    best = {}
+    """edgeopt's fastest against the fastest peer, each among those that keep ≥ RETAINED_FLOOR of the accuracy,
+    read from the rounds they were timed in (`times`: ms per round)."""
+    best = head_to_head(results, eligible=lambda figures: figures["retained"] >= RETAINED_FLOOR,
+                        speedup=lambda figures: figures["speedup"], rounds_of=times.__getitem__)
     for origin in ("peer", "edgeopt"):
-        eligible = {n: r for n, r in results.items() if r["origin"] == origin and r["retained"] >= RETAINED_FLOOR}
-        if eligible:
-            name = max(eligible, key=lambda n: eligible[n]["speedup"])
-            best[origin] = {"name": name, "speedup": eligible[name]["speedup"], "retained": eligible[name]["retained"]}
-    if len(best) == 2:
-        best["edgeopt_over_peer"] = round(best["edgeopt"]["speedup"] / best["peer"]["speedup"], 3)
-        best["lead"] = lead(times[best["edgeopt"]["name"]], times[best["peer"]["name"]])
+        if origin in best:
+            best[origin]["retained"] = results[best[origin]["name"]]["retained"]
     best["accuracy_floor"] = RETAINED_FLOOR
     return best
 
