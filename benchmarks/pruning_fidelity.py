@@ -47,35 +47,18 @@ def _embedder(tokenizer):
     return embed
 
 
-def _record(module, store: list, take):
-    return module.register_forward_hook(lambda _m, args, output: store.append(take(args, output)))
-
-
-def ffn_importance(model, embed, calibration: list[str]) -> list:
+def column_saliency(model, embed, calibration: list[str], projections: list) -> list:
+    """For each Linear in `projections`, per input column: the mean |input| over the calibration tokens times
+    that column's weight norm, i.e. what the column adds to the projection's output. One calibration pass."""
     import torch
 
-    seen = [[] for _ in model.encoder.layer]
-    hooks = [_record(layer.intermediate, seen[i], lambda _a, out: out[0].abs().mean(0))
-             for i, layer in enumerate(model.encoder.layer)]
+    seen = {id(p): [] for p in projections}
+    hooks = [p.register_forward_hook(lambda module, args, _out: seen[id(module)].append(args[0][0].abs().mean(0)))
+             for p in projections]
     embed(model, calibration)
     for hook in hooks:
         hook.remove()
-    return [torch.stack(s).mean(0) * layer.output.dense.weight.norm(dim=0)
-            for s, layer in zip(seen, model.encoder.layer)]
-
-
-def head_importance(model, embed, calibration: list[str]) -> list:
-    import torch
-
-    seen = [[] for _ in model.encoder.layer]
-    hooks = [_record(layer.attention.output.dense, seen[i], lambda args, _o: args[0][0].abs().mean(0))
-             for i, layer in enumerate(model.encoder.layer)]
-    embed(model, calibration)
-    for hook in hooks:
-        hook.remove()
-    heads = model.config.num_attention_heads
-    return [(torch.stack(s).mean(0) * layer.attention.output.dense.weight.norm(dim=0)).view(heads, -1).sum(1)
-            for s, layer in zip(seen, model.encoder.layer)]
+    return [torch.stack(seen[id(p)]).mean(0) * p.weight.norm(dim=0) for p in projections]
 
 
 def prune_ffn(model, importance: list, ratio: float) -> None:
@@ -108,7 +91,13 @@ def main() -> None:
     calibration, scored = peers.sentences(peers.CALIBRATION_TEXT, 50), peers.sentences(peers.TEXT, 200)
     base = AutoModel.from_pretrained(path).eval()
     reference = embed(base, scored)
-    ffn, heads = ffn_importance(base, embed, calibration), head_importance(base, embed, calibration)
+    layers, per_head = base.encoder.layer, base.config.num_attention_heads
+    # an FFN neuron is a column of the layer's down projection (its input is the GELU output); a head, the
+    # columns of the attention output projection its context fills
+    saliency = column_saliency(base, embed, calibration, [layer.output.dense for layer in layers]
+                               + [layer.attention.output.dense for layer in layers])
+    ffn = saliency[:len(layers)]
+    heads = [columns.view(per_head, -1).sum(1) for columns in saliency[len(layers):]]
     rows = []
     for ratio in FFN_RATIOS:
         model = AutoModel.from_pretrained(path).eval()
